@@ -1,0 +1,42 @@
+"""The front door: authenticates, validates and enqueues. Real work happens in workers."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from config import Settings, get_settings
+from portcullis.observability import configure_logging, configure_sentry
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or get_settings()
+    configure_logging()
+    configure_sentry("web")
+
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=settings.SESSION_SECRET.get_secret_value(),
+        MAX_CONTENT_LENGTH=settings.UPLOAD_MAX_BYTES + 64 * 1024,
+        JSON_SORT_KEYS=False,
+        PROPAGATE_EXCEPTIONS=False,
+        TRAP_HTTP_EXCEPTIONS=False,
+    )
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+
+    from app.auth.loader import init_auth
+    from app.extensions import init_security_headers
+    from app.problems import register_error_handlers
+    from app.request_context import init_request_context
+
+    init_request_context(app)
+    init_security_headers(app)
+    init_auth(app)
+    register_error_handlers(app)
+
+    from app.api.views import bp as api_bp
+    from app.health.views import bp as health_bp
+    from app.jobs.views import bp as jobs_bp
+
+    for blueprint in (health_bp, api_bp, jobs_bp):
+        app.register_blueprint(blueprint)
+    return app

@@ -1,0 +1,1 @@
+"""Turning credentials into an identity, and the guards views use."""

@@ -1,0 +1,18 @@
+"""What celery beat sends, and how often. Every entry names a task that takes no objects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from config import Settings
+
+
+def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+    sweep_every = max(5, min(30, settings.JOB_REQUEUE_AFTER_SECONDS // 2))
+    return {
+        "requeue-stuck-jobs": {
+            "task": "tasks.maintenance.requeue_stuck_jobs",
+            "schedule": float(sweep_every),
+            "options": {"expires": float(sweep_every)},
+        },
+    }

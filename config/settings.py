@@ -1,0 +1,177 @@
+"""The one settings object every process reads, validated when it starts.
+
+Names match API.md's Configuration section. In ``production`` a missing or weak secret
+stops the process with a message naming it; ``development`` and ``test`` get safe local
+defaults so a fresh checkout runs without a ``.env``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+from enum import StrEnum
+from functools import lru_cache
+from typing import Annotated
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+MIN_SECRET_BYTES = 32
+_DEV_SECRET = "dev-only-insecure-secret-change-me-0123456789"  # noqa: S105 - dev/test only
+_DEV_WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"dev-only-siem-secret-0123456789!").decode()
+
+
+class Environment(StrEnum):
+    development = "development"
+    test = "test"
+    production = "production"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=True)
+
+    PORTCULLIS_ENV: Environment = Environment.development
+    DATABASE_URL: str = "postgresql+psycopg://portcullis@127.0.0.1:5432/portcullis"
+    REDIS_URL: str = "redis://127.0.0.1:6379/0"
+    CELERY_BROKER_URL: str = ""
+    JWT_SECRET: SecretStr = SecretStr("")
+    SESSION_SECRET: SecretStr = SecretStr("")
+    PUBLIC_BASE_URL: str = "http://127.0.0.1:8000"
+    S3_ENDPOINT_URL: str = ""
+    S3_REGION: str = "us-east-1"
+    S3_ACCESS_KEY_ID: SecretStr = SecretStr("")
+    S3_SECRET_ACCESS_KEY: SecretStr = SecretStr("")
+    S3_BUCKET: str = "portcullis-files"
+    S3_QUARANTINE_BUCKET: str = "portcullis-quarantine"
+    CLAMD_URL: str = "tcp://127.0.0.1:3310"
+    SMTP_URL: SecretStr = SecretStr("smtp://127.0.0.1:1025")
+    MAIL_FROM: str = "Portcullis <no-reply@portcullis.localhost>"
+    SIEM_WEBHOOK_URL: str = ""
+    SIEM_WEBHOOK_SECRET: SecretStr = SecretStr("")
+    SFTPGO_URL: str = "http://127.0.0.1:8080"
+    SFTPGO_ADMIN_USER: str = "admin"
+    SFTPGO_ADMIN_PASSWORD: SecretStr = SecretStr("")
+    SFTP_PUBLIC_HOST: str = "127.0.0.1"
+    SFTP_PUBLIC_PORT: int = Field(default=2022, ge=1, le=65535)
+    SENTRY_DSN: SecretStr = SecretStr("")
+    TLS_CERT_PATH: str = ""
+    TLS_KEY_PATH: str = ""
+    TRUSTED_PROXIES: Annotated[
+        list[ipaddress.IPv4Network | ipaddress.IPv6Network], NoDecode
+    ] = Field(default_factory=list)
+    UPLOAD_MAX_BYTES: int = Field(default=25 * 1024 * 1024, ge=1)
+    BCRYPT_ROUNDS: int = Field(default=12, ge=4, le=31)
+    RATE_LIMIT_DEFAULT: str = "100/minute"
+
+    # Operational knobs beyond API.md's list; each has a production-safe default.
+    JOB_REQUEUE_AFTER_SECONDS: int = Field(default=60, ge=1)
+    JOB_LEASE_SECONDS: int = Field(default=60, ge=3)
+    JOB_MAX_ATTEMPTS: int = Field(default=5, ge=1)
+    BROKER_VISIBILITY_TIMEOUT: int = Field(default=7200, ge=10)
+
+    @field_validator("TRUSTED_PROXIES", mode="before")
+    @classmethod
+    def _parse_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.split(",") if p.strip()]
+            return [ipaddress.ip_network(p, strict=False) for p in parts]
+        return value
+
+    @field_validator("CLAMD_URL")
+    @classmethod
+    def _clamd_scheme(cls, value: str) -> str:
+        if not value.startswith(("tcp://", "unix://")):
+            raise ValueError("CLAMD_URL must be tcp://host:port or unix:///path")
+        return value
+
+    @model_validator(mode="after")
+    def _secrets(self) -> Settings:
+        if not self.CELERY_BROKER_URL:
+            self.CELERY_BROKER_URL = self.REDIS_URL
+        if self.PORTCULLIS_ENV is Environment.production:
+            self._require_production_secrets()
+        else:
+            for name, default in (("JWT_SECRET", _DEV_SECRET), ("SESSION_SECRET", _DEV_SECRET)):
+                if not getattr(self, name).get_secret_value():
+                    setattr(self, name, SecretStr(default + name))
+            if not self.SIEM_WEBHOOK_SECRET.get_secret_value():
+                self.SIEM_WEBHOOK_SECRET = SecretStr(_DEV_WEBHOOK_SECRET)
+            if not self.S3_ACCESS_KEY_ID.get_secret_value():
+                self.S3_ACCESS_KEY_ID = SecretStr("testing")
+            if not self.S3_SECRET_ACCESS_KEY.get_secret_value():
+                self.S3_SECRET_ACCESS_KEY = SecretStr("testing")
+        return self
+
+    def _require_production_secrets(self) -> None:
+        problems: list[str] = []
+        for name in ("JWT_SECRET", "SESSION_SECRET"):
+            value = getattr(self, name).get_secret_value()
+            if not value:
+                problems.append(f"{name} is missing")
+            elif len(value.encode()) < MIN_SECRET_BYTES or value.startswith("dev-only"):
+                problems.append(f"{name} is weak (at least {MIN_SECRET_BYTES} random bytes)")
+        webhook = self.SIEM_WEBHOOK_SECRET.get_secret_value()
+        if not webhook:
+            problems.append("SIEM_WEBHOOK_SECRET is missing")
+        elif webhook == _DEV_WEBHOOK_SECRET or len(webhook_key(webhook)) < 24:
+            problems.append("SIEM_WEBHOOK_SECRET is weak (whsec_ + base64 of 24+ random bytes)")
+        if not self.S3_ENDPOINT_URL:
+            pass  # AWS: credentials may come from the instance role.
+        else:
+            for name in ("S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY"):
+                value = getattr(self, name).get_secret_value()
+                if not value:
+                    problems.append(f"{name} is missing")
+                elif value in {"testing", "minioadmin"}:
+                    problems.append(f"{name} is weak (a well-known default)")
+        if self.PUBLIC_BASE_URL.startswith("http://"):
+            problems.append("PUBLIC_BASE_URL must be https:// in production")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    @property
+    def is_production(self) -> bool:
+        return self.PORTCULLIS_ENV is Environment.production
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.PORTCULLIS_ENV is not Environment.development
+
+    def secret_values(self) -> list[str]:
+        """Every configured secret, so log and error scrubbers can mask them."""
+        values = [
+            self.JWT_SECRET, self.SESSION_SECRET, self.S3_SECRET_ACCESS_KEY,
+            self.SIEM_WEBHOOK_SECRET, self.SFTPGO_ADMIN_PASSWORD, self.SENTRY_DSN,
+        ]
+        return [v.get_secret_value() for v in values if len(v.get_secret_value()) >= 6]
+
+
+def webhook_key(secret: str) -> bytes:
+    """The HMAC key of a Standard Webhooks secret (``whsec_`` + base64)."""
+    raw = secret.removeprefix("whsec_")
+    try:
+        return base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError):
+        return b""
+
+
+class ConfigurationError(SystemExit):
+    """Raised at start when the environment is unusable; names the setting, never its value."""
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        lines = [
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
+            for err in exc.errors(include_input=False, include_url=False)
+        ]
+        raise ConfigurationError("invalid configuration: " + "; ".join(lines)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings for this process; tests clear the cache after changing the environment."""
+    return load_settings()

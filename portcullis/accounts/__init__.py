@@ -1,0 +1,1 @@
+"""People: users, their membership (role) in a tenant."""

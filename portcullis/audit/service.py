@@ -1,0 +1,128 @@
+"""Recording and verifying audit events.
+
+Writers of one tenant are serialised by a transaction-scoped advisory lock, so concurrent
+requests extend the chain one after another instead of forking it; ``(tenant_id, seq)`` is
+unique as a last guard.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from portcullis.audit import chain
+from portcullis.audit.models import AuditEvent, Severity
+from portcullis.redaction import scrub
+
+
+@dataclass(frozen=True)
+class Actor:
+    type: str  # user, access_key, operator, system
+    id: str | None = None
+
+    @classmethod
+    def system(cls) -> Actor:
+        return cls("system", None)
+
+
+@dataclass(frozen=True)
+class Target:
+    type: str
+    id: str | None = None
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a request came from; empty for work a worker or beat started itself."""
+
+    ip: str | None = None
+    user_agent: str | None = None
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    action: str
+    actor: Actor
+    tenant_id: uuid.UUID | None
+    severity: Severity = Severity.info
+    target: Target | None = None
+    origin: Origin = field(default_factory=Origin)
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class AuditLog(Protocol):
+    def record(self, session: Session, record: AuditRecord) -> AuditEvent: ...
+
+
+def _lock_key(tenant_id: uuid.UUID | None) -> str:
+    return f"audit-chain:{tenant_id or 'system'}"
+
+
+class DatabaseAuditLog:
+    """The audit log kept in PostgreSQL, in the caller's transaction."""
+
+    def record(self, session: Session, record: AuditRecord) -> AuditEvent:
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+            {"key": _lock_key(record.tenant_id)},
+        )
+        last = session.execute(
+            select(AuditEvent.seq, AuditEvent.hash)
+            .where(_tenant_clause(record.tenant_id))
+            .order_by(AuditEvent.seq.desc())
+            .limit(1)
+        ).first()
+        seq, prev = (last.seq + 1, bytes(last.hash)) if last else (1, chain.GENESIS)
+        user_agent = (record.origin.user_agent or None) and record.origin.user_agent[:512]
+        fields: dict[str, Any] = {
+            "id": uuid.uuid4(),
+            "tenant_id": record.tenant_id,
+            "seq": seq,
+            "occurred_at": chain.now(),
+            "action": record.action,
+            "severity": str(record.severity),
+            "actor_type": record.actor.type,
+            "actor_id": record.actor.id,
+            "target_type": record.target.type if record.target else None,
+            "target_id": record.target.id if record.target else None,
+            "ip": chain.canonical_ip(record.origin.ip) if record.origin.ip else None,
+            "user_agent": user_agent,
+            "details": scrub(record.details),
+        }
+        event = AuditEvent(**fields, prev_hash=prev, hash=chain.event_digest(prev, fields))
+        session.add(event)
+        session.flush()
+        return event
+
+
+def _tenant_clause(tenant_id: uuid.UUID | None) -> Any:
+    if tenant_id is None:
+        return AuditEvent.tenant_id.is_(None)
+    return AuditEvent.tenant_id == tenant_id
+
+
+def tenants_with_events(session: Session) -> list[uuid.UUID | None]:
+    return list(session.scalars(select(AuditEvent.tenant_id).distinct()))
+
+
+def iter_chain(session: Session, tenant_id: uuid.UUID | None) -> Iterator[AuditEvent]:
+    stmt = (select(AuditEvent).where(_tenant_clause(tenant_id)).order_by(AuditEvent.seq)
+            .execution_options(yield_per=1000))
+    yield from session.scalars(stmt)
+
+
+def verify_chain(session: Session, tenant_id: uuid.UUID | None) -> chain.ChainBreak | None:
+    return chain.first_break(tenant_id, iter_chain(session, tenant_id))
+
+
+def count_events(session: Session, tenant_id: uuid.UUID | None) -> int:
+    return int(session.scalar(
+        select(func.count()).select_from(AuditEvent).where(_tenant_clause(tenant_id))) or 0)
+
+
+audit_log: AuditLog = DatabaseAuditLog()

@@ -1,0 +1,22 @@
+"""The ``portcullis`` command."""
+
+from __future__ import annotations
+
+import click
+
+from portcullis.cli.audit import audit
+from portcullis.cli.db import db
+from portcullis.cli.jobs import jobs
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Operate Portcullis: migrations, audit chain checks, job recovery."""
+    from portcullis.observability import configure_logging
+
+    configure_logging()
+
+
+main.add_command(db)
+main.add_command(audit)
+main.add_command(jobs)

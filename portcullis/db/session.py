@@ -1,0 +1,71 @@
+"""Sessions scoped to one tenant or, explicitly, to the system.
+
+Each transaction a session begins is re-scoped (``SET LOCAL``), so a commit in the middle
+of a unit of work never leaves the next transaction unscoped. Code still filters by tenant;
+row-level security is the second lock.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from portcullis.db.engine import get_engine
+from portcullis.db.roles import APP_ROLE, SYSTEM_ROLE, TENANT_SETTING
+
+_factory = sessionmaker(expire_on_commit=False)
+
+
+@event.listens_for(Session, "after_begin")
+def _scope_transaction(session: Session, _tx: Any, connection: Any) -> None:
+    role = session.info.get("role")
+    if role is None:
+        return
+    connection.exec_driver_sql(f"SET LOCAL ROLE {role}")
+    tenant = session.info.get("tenant_id")
+    connection.execute(
+        text("SELECT set_config(:name, :value, true)"),
+        {"name": TENANT_SETTING, "value": str(tenant) if tenant else ""},
+    )
+
+
+def _session(role: str, tenant_id: uuid.UUID | None) -> Session:
+    session = _factory(bind=get_engine())
+    session.info["role"] = role
+    session.info["tenant_id"] = tenant_id
+    return session
+
+
+@contextmanager
+def tenant_session(tenant_id: uuid.UUID) -> Iterator[Session]:
+    """A unit of work that can see and write only ``tenant_id``'s rows; commits on success."""
+    if not isinstance(tenant_id, uuid.UUID):
+        raise TypeError("tenant_id must be a UUID from a verified identity")
+    session = _session(APP_ROLE, tenant_id)
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+@contextmanager
+def system_session() -> Iterator[Session]:
+    """A cross-tenant unit of work for sweepers, billing runs and chain checks only."""
+    session = _session(SYSTEM_ROLE, None)
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()

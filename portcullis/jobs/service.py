@@ -1,0 +1,144 @@
+"""The life of a job: created with its transaction, claimed under a lease, finished once.
+
+Claiming is a conditional UPDATE, so a duplicated message (sweeper resend, broker
+redelivery) runs the job at most once at a time; a job whose worker died is claimable
+again when its heartbeat is older than the lease.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from config import get_settings
+from portcullis.db import system_session
+from portcullis.jobs.dispatch import send_after_commit, send_now
+from portcullis.jobs.models import Job, JobStatus
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_job(
+    session: Session,
+    *,
+    tenant_id: uuid.UUID | None,
+    kind: str,
+    task_name: str,
+    args: dict[str, Any] | None = None,
+    created_by_user_id: uuid.UUID | None = None,
+    operator_key_id: uuid.UUID | None = None,
+) -> Job:
+    """Add a queued job to the caller's transaction; its task is sent after commit."""
+    job = Job(
+        id=uuid.uuid4(), tenant_id=tenant_id, kind=kind, task_name=task_name, args=args or {},
+        status=JobStatus.queued, progress=0, attempts=0,
+        created_by_user_id=created_by_user_id, created_by_operator_key_id=operator_key_id,
+    )
+    session.add(job)
+    session.flush()
+    send_after_commit(session, task_name, job.id)
+    return job
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    id: uuid.UUID
+    tenant_id: uuid.UUID | None
+    kind: str
+    args: dict[str, Any]
+    attempts: int
+
+
+def claim(job_id: uuid.UUID) -> ClaimedJob | None:
+    """Mark the job running for this worker, or None if it is finished or alive elsewhere."""
+    lease = timedelta(seconds=get_settings().JOB_LEASE_SECONDS)
+    now = _now()
+    with system_session() as session:
+        row = session.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .where(or_(
+                Job.status == JobStatus.queued,
+                (Job.status == JobStatus.running) & (Job.heartbeat_at < now - lease),
+            ))
+            .values(status=JobStatus.running, attempts=Job.attempts + 1, heartbeat_at=now,
+                    started_at=now, error=None)
+            .returning(Job.id, Job.tenant_id, Job.kind, Job.args, Job.attempts)
+        ).first()
+    if row is None:
+        return None
+    return ClaimedJob(row.id, row.tenant_id, row.kind, dict(row.args), row.attempts)
+
+
+def _update_running(job_id: uuid.UUID, **values: Any) -> None:
+    with system_session() as session:
+        session.execute(update(Job).where(Job.id == job_id, Job.status == JobStatus.running)
+                        .values(**values))
+
+
+def heartbeat(job_id: uuid.UUID) -> None:
+    _update_running(job_id, heartbeat_at=_now())
+
+
+def report_progress(job_id: uuid.UUID, percent: int) -> None:
+    _update_running(job_id, progress=max(0, min(100, int(percent))), heartbeat_at=_now())
+
+
+def succeed(job_id: uuid.UUID, result: dict[str, Any] | None) -> None:
+    _update_running(job_id, status=JobStatus.succeeded, progress=100, result=result,
+                    finished_at=_now())
+
+
+def fail(job_id: uuid.UUID, code: str, detail: str) -> None:
+    _update_running(job_id, status=JobStatus.failed, error={"code": code, "detail": detail},
+                    finished_at=_now())
+
+
+def release_for_retry(job_id: uuid.UUID, retry_at: datetime) -> None:
+    """Back to queued while a dependency is down; the sweeper waits until after ``retry_at``."""
+    _update_running(job_id, status=JobStatus.queued, sent_at=retry_at)
+
+
+def requeue_stuck(limit: int = 500) -> int:
+    """Resend queued jobs never picked up and jobs whose worker died; returns how many."""
+    settings = get_settings()
+    now = _now()
+    requeue_before = now - timedelta(seconds=settings.JOB_REQUEUE_AFTER_SECONDS)
+    lease_before = now - timedelta(seconds=settings.JOB_LEASE_SECONDS)
+    to_send: list[tuple[str, str]] = []
+    with system_session() as session:
+        jobs = session.scalars(
+            select(Job)
+            .where(or_(
+                (Job.status == JobStatus.queued)
+                & (Job.sent_at.is_(None) & (Job.created_at < requeue_before)
+                   | (Job.sent_at < requeue_before)),
+                (Job.status == JobStatus.running) & (Job.heartbeat_at < lease_before),
+            ))
+            .order_by(Job.created_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).all()
+        for job in jobs:
+            if job.status == JobStatus.running and job.attempts >= settings.JOB_MAX_ATTEMPTS:
+                job.status = JobStatus.failed
+                job.error = {"code": "worker_lost",
+                             "detail": f"the worker stopped during {job.attempts} attempts"}
+                job.finished_at = now
+                continue
+            job.status = JobStatus.queued
+            job.sent_at = now
+            to_send.append((job.task_name, str(job.id)))
+    return sum(send_now(task_name, job_id) for task_name, job_id in to_send)
+
+
+def get_job(session: Session, job_id: uuid.UUID) -> Job | None:
+    """A job visible to the session's scope (row-level security hides other tenants')."""
+    return session.get(Job, job_id)

@@ -1,0 +1,56 @@
+"""Strip secrets from anything that leaves the process: logs, audit details, errors, Sentry.
+
+One scrubber, used everywhere, so a rule added here protects every outlet at once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+REDACTED = "[redacted]"
+
+_SENSITIVE_KEY = re.compile(
+    r"pass(word|wd|phrase)?|secret|token|api[_-]?key|access[_-]?key|authori[sz]ation|cookie"
+    r"|otp|totp|recovery|mfa_code|^code$|csrf|tax_id|private|signature|dsn|credential",
+    re.IGNORECASE,
+)
+_SENSITIVE_VALUE = re.compile(
+    r"\bpc[ko]_[A-Za-z0-9_-]{16,}"                           # access and operator keys
+    r"|\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+"  # JWS / JWT
+    r"|\bwhsec_[A-Za-z0-9+/=]{8,}"                           # webhook secrets
+    r"|(?<=://)[^/\s:@]+:[^/\s@]+(?=@)"                      # user:pass in URLs
+)
+_extra_secrets: list[str] = []
+
+
+def register_secrets(values: Iterable[str]) -> None:
+    """Configured secrets to mask wherever they show up verbatim."""
+    for value in values:
+        if value and value not in _extra_secrets:
+            _extra_secrets.append(value)
+
+
+def scrub_text(value: str) -> str:
+    value = _SENSITIVE_VALUE.sub(REDACTED, value)
+    for secret in _extra_secrets:
+        value = value.replace(secret, REDACTED)
+    return value
+
+
+def is_sensitive_key(key: str) -> bool:
+    return bool(_SENSITIVE_KEY.search(key))
+
+
+def scrub(value: Any) -> Any:
+    """A copy of ``value`` with sensitive keys' values and secret-looking strings masked."""
+    if isinstance(value, Mapping):
+        return {
+            str(k): REDACTED if is_sensitive_key(str(k)) else scrub(v) for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [scrub(v) for v in value]
+    if isinstance(value, str):
+        return scrub_text(value)
+    return value

@@ -1,0 +1,80 @@
+"""Session fixtures: every real service, private, on free ports in a temp folder.
+
+Nothing here relies on a service already running on the machine.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from config import get_settings
+from portcullis.devstack.stack import LocalStack
+from tests.support.worker import CeleryProcess, start_worker
+
+TEST_ENV = {
+    "PORTCULLIS_ENV": "test",
+    "PUBLIC_BASE_URL": "http://portcullis.test",
+    "BCRYPT_ROUNDS": "4",
+    "JOB_REQUEUE_AFTER_SECONDS": "2",
+    "JOB_LEASE_SECONDS": "6",
+    "BROKER_VISIBILITY_TIMEOUT": "3600",
+    "SFTP_PUBLIC_HOST": "sftp.portcullis.test",
+}
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    base = tmp_path_factory.mktemp("services")
+    local = LocalStack(base).start()
+    saved = dict(os.environ)
+    os.environ.update(local.env())
+    os.environ.update(TEST_ENV)
+    get_settings.cache_clear()
+    from portcullis.migrations import upgrade
+    from workers.storage import ObjectStore
+
+    upgrade()
+    ObjectStore.from_settings(get_settings()).ensure_buckets()
+    try:
+        yield local
+    finally:
+        from portcullis.db.engine import dispose_engines
+
+        dispose_engines()
+        local.stop()
+        os.environ.clear()
+        os.environ.update(saved)
+        get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def worker(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CeleryProcess]:
+    """The shared worker; tests that kill workers start their own."""
+    process = start_worker(tmp_path_factory.mktemp("worker") / "worker.log", "shared")
+    try:
+        yield process
+    finally:
+        process.stop(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def app(stack: LocalStack) -> Flask:
+    from app import create_app
+
+    return create_app()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def log_dir(tmp_path: Path) -> Path:
+    return tmp_path

@@ -1,0 +1,79 @@
+"""Build tenants, users, memberships and sessions directly in the database."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from flask.testing import FlaskClient
+
+from portcullis.accounts.models import Membership, Role, SessionState, User, UserSession
+from portcullis.accounts.tokens import ABSOLUTE_LIFETIME, SessionClaims, csrf_token, issue
+from portcullis.db import tenant_session
+from portcullis.tenants.models import Tenant
+
+
+@dataclass
+class Member:
+    tenant_id: uuid.UUID
+    user_id: uuid.UUID
+    membership_id: uuid.UUID
+    email: str
+    role: Role
+
+
+def make_tenant(name: str = "Acme") -> uuid.UUID:
+    tenant_id = uuid.uuid4()
+    with tenant_session(tenant_id) as db:
+        db.add(Tenant(id=tenant_id, name=name))
+    return tenant_id
+
+
+def make_member(tenant_id: uuid.UUID, role: Role = Role.admin,
+                email: str | None = None) -> Member:
+    user_id, membership_id = uuid.uuid4(), uuid.uuid4()
+    email = email or f"{role.value}-{user_id.hex[:10]}@example.test"
+    with tenant_session(tenant_id) as db:
+        db.add(User(id=user_id, tenant_id=tenant_id, email=email, name=f"{role.value} user",
+                    email_verified_at=datetime.now(UTC)))
+        db.flush()
+        db.add(Membership(id=membership_id, tenant_id=tenant_id, user_id=user_id,
+                          role=role.value))
+    return Member(tenant_id, user_id, membership_id, email, role)
+
+
+@dataclass
+class LoggedIn:
+    member: Member
+    session_id: uuid.UUID
+    cookie: str
+    csrf: str
+
+    def attach(self, client: FlaskClient) -> FlaskClient:
+        client.set_cookie("portcullis_session", self.cookie, domain="localhost")
+        client.set_cookie("portcullis_csrf", self.csrf, domain="localhost")
+        return client
+
+
+def make_session(member: Member, state: SessionState = SessionState.full) -> LoggedIn:
+    now = datetime.now(UTC)
+    session_id = uuid.uuid4()
+    expires = now + ABSOLUTE_LIFETIME
+    with tenant_session(member.tenant_id) as db:
+        db.add(UserSession(id=session_id, tenant_id=member.tenant_id, user_id=member.user_id,
+                           state=state.value, last_seen_at=now, expires_at=expires))
+    token = issue(SessionClaims(member.user_id, member.tenant_id, session_id), expires)
+    return LoggedIn(member, session_id, token, csrf_token(session_id))
+
+
+def login(client: FlaskClient, role: Role = Role.admin,
+          tenant_id: uuid.UUID | None = None) -> LoggedIn:
+    member = make_member(tenant_id or make_tenant(), role)
+    logged_in = make_session(member)
+    logged_in.attach(client)
+    return logged_in
+
+
+def timedelta_ago(seconds: float) -> datetime:
+    return datetime.now(UTC) - timedelta(seconds=seconds)

@@ -1,0 +1,97 @@
+"""The Celery app: reliability settings, explicit queues and routes, one place.
+
+acks_late + reject_on_worker_lost: a message is acknowledged only after its task ends, so a
+worker that dies hands it back. Prefetch 1 keeps long tasks from hoarding messages. The
+visibility timeout is longer than any task's hard time limit, so a slow task is never
+delivered twice while it runs. JSON only: no pickle from the broker.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from celery.signals import worker_process_init
+from kombu import Exchange, Queue
+
+from config import Settings, get_settings
+from portcullis.observability import configure_logging, configure_sentry
+
+QUEUES = ("default", "scan", "sftp", "billing", "alerts", "email", "exports")
+
+# Task name prefix → queue. Task modules are named after their queue.
+ROUTES = {f"tasks.{queue}.*": {"queue": queue} for queue in QUEUES if queue != "default"}
+
+TASK_MODULES = ["tasks.maintenance"]
+
+LONGEST_TASK_SECONDS = 3600
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    visibility = max(settings.BROKER_VISIBILITY_TIMEOUT, 10)
+    return {
+        "broker_url": settings.CELERY_BROKER_URL,
+        "result_backend": settings.REDIS_URL,
+        "result_expires": 86400,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "task_acks_on_failure_or_timeout": True,
+        "worker_prefetch_multiplier": 1,
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        "worker_soft_shutdown_timeout": 30.0,
+        "worker_enable_soft_shutdown_on_idle": True,
+        "worker_hijack_root_logger": False,
+        "task_soft_time_limit": 240,
+        "task_time_limit": 300,
+        "task_default_queue": "default",
+        "task_queues": [Queue(q, Exchange(q), routing_key=q) for q in QUEUES],
+        "task_routes": ROUTES,
+        "task_track_started": True,
+        "broker_connection_retry_on_startup": True,
+        "broker_transport_options": {
+            "visibility_timeout": visibility,
+            "socket_connect_timeout": 3,
+            "socket_timeout": 10,
+            "retry_on_timeout": True,
+        },
+        "result_backend_transport_options": {"socket_connect_timeout": 3, "socket_timeout": 10},
+        "task_publish_retry_policy": {"max_retries": 2, "interval_start": 0.1,
+                                      "interval_step": 0.5, "interval_max": 1},
+        "imports": TASK_MODULES,
+        # Beat: celery-redbeat keeps the schedule in Redis and holds a lock, so a second
+        # beat waits instead of sending every entry twice.
+        "beat_scheduler": "redbeat.RedBeatScheduler",
+        "redbeat_redis_url": settings.REDIS_URL,
+        "redbeat_key_prefix": "portcullis:redbeat",
+        "redbeat_lock_key": "portcullis:redbeat::lock",
+        "redbeat_lock_timeout": 30,
+        "beat_max_loop_interval": 5,
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+    }
+
+
+def create_celery(settings: Settings | None = None) -> Celery:
+    settings = settings or get_settings()
+    app = Celery("portcullis")
+    app.conf.update(celery_config(settings))
+    from beat_schedule import beat_schedule
+
+    app.conf.beat_schedule = beat_schedule(settings)
+    return app
+
+
+configure_logging()
+configure_sentry("worker")
+celery_app = create_celery()
+
+
+@worker_process_init.connect
+def _fresh_connections(**_: Any) -> None:
+    """A forked child must not share its parent's database connections."""
+    from portcullis.db.engine import dispose_engines
+
+    dispose_engines()
