@@ -6,6 +6,8 @@ Nothing here relies on a service already running on the machine.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,8 +31,10 @@ TEST_ENV = {
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    base = tmp_path_factory.mktemp("services")
+def stack() -> Iterator[LocalStack]:
+    # Not under pytest's private (0700) temp tree: servers run as an unprivileged account
+    # and must reach their folders.
+    base = Path(tempfile.mkdtemp(prefix="portcullis-services-"))
     local = LocalStack(base).start()
     saved = dict(os.environ)
     os.environ.update(local.env())
@@ -48,6 +52,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
 
         dispose_engines()
         local.stop()
+        shutil.rmtree(base, ignore_errors=True)
         os.environ.clear()
         os.environ.update(saved)
         get_settings.cache_clear()

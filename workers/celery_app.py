@@ -68,6 +68,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "redbeat_key_prefix": "portcullis:redbeat",
         "redbeat_lock_key": "portcullis:redbeat::lock",
         "redbeat_lock_timeout": 30,
+        "redbeat_redis_options": {"socket_connect_timeout": 3, "socket_timeout": 10,
+                                  "retry_on_timeout": True},
         "beat_max_loop_interval": 5,
         "worker_send_task_events": True,
         "task_send_sent_event": True,

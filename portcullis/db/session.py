@@ -35,6 +35,8 @@ def _scope_transaction(session: Session, _tx: Any, connection: Any) -> None:
 
 
 def _session(role: str, tenant_id: uuid.UUID | None) -> Session:
+    import portcullis.models  # noqa: F401 - mappers need every table their foreign keys name
+
     session = _factory(bind=get_engine())
     session.info["role"] = role
     session.info["tenant_id"] = tenant_id

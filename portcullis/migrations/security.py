@@ -36,6 +36,8 @@ def tenant_rls(table: str, column: str = "tenant_id",
     """The app role sees only the transaction's tenant; the system role sees all.
 
     FORCE makes the owner subject too: a process that forgot to drop privileges sees nothing.
+    Policies apply to every member of their role, and the owner is a member of both, so the
+    system policy also checks that the system role is really the one acting.
     """
     op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
     op.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
@@ -45,7 +47,7 @@ def tenant_rls(table: str, column: str = "tenant_id",
         WITH CHECK ({column} = portcullis_current_tenant())""")
     op.execute(f"""
         CREATE POLICY {table}_system_access ON {table} TO {SYSTEM_ROLE}
-        USING (true) WITH CHECK (true)""")
+        USING (current_user = '{SYSTEM_ROLE}') WITH CHECK (current_user = '{SYSTEM_ROLE}')""")
     op.execute(f"GRANT {privileges} ON {table} TO {APP_ROLE}, {SYSTEM_ROLE}")
 
 

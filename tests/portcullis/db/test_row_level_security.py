@@ -86,12 +86,16 @@ def test_audit_rows_cannot_be_changed_or_deleted(statement: str) -> None:
         assert isinstance(caught.value.orig, psycopg.errors.InsufficientPrivilege)
 
 
-def test_owner_is_also_blocked_from_editing_audit(stack: LocalStack) -> None:
-    """Even the owner named by DATABASE_URL meets the append-only trigger."""
+def test_even_a_superuser_meets_the_append_only_trigger(stack: LocalStack) -> None:
+    """Row-level security does not bind a superuser; the trigger still refuses the edit."""
     _seed()
-    url = stack["postgres"].url().replace("+psycopg", "")
-    with psycopg.connect(url) as conn, pytest.raises(psycopg.errors.RaiseException):
-        conn.execute("UPDATE audit_events SET action = 'forged'")
+    url = stack["postgres"].superuser_url().replace("+psycopg", "")
+    with psycopg.connect(url) as conn:
+        for statement in ("UPDATE audit_events SET action = 'forged'",
+                          "DELETE FROM audit_events", "TRUNCATE audit_events"):
+            with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
+                conn.execute(statement)
+            conn.rollback()
 
 
 def test_forced_rls_hides_rows_from_the_owner(stack: LocalStack) -> None:
