@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from config import get_settings
 from portcullis.db import system_session
-from portcullis.jobs.dispatch import send_after_commit, send_now
+from portcullis.jobs import dispatch
 from portcullis.jobs.models import Job, JobStatus
 
 
@@ -43,7 +43,7 @@ def create_job(
     )
     session.add(job)
     session.flush()
-    send_after_commit(session, task_name, job.id)
+    dispatch.send_after_commit(session, task_name, job.id)
     return job
 
 
@@ -136,7 +136,7 @@ def requeue_stuck(limit: int = 500) -> int:
             job.status = JobStatus.queued
             job.sent_at = now
             to_send.append((job.task_name, str(job.id)))
-    return sum(send_now(task_name, job_id) for task_name, job_id in to_send)
+    return sum(dispatch.send_now(task_name, job_id) for task_name, job_id in to_send)
 
 
 def get_job(session: Session, job_id: uuid.UUID) -> Job | None:

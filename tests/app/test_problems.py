@@ -107,6 +107,13 @@ def test_malformed_json_and_wrong_type(probe: FlaskClient) -> None:
     _assert_problem(probe.post("/_test/echo", json=[1, 2]), 400, "validation_error")
 
 
+def test_body_over_the_limit_is_413(probe: FlaskClient) -> None:
+    limit = probe.application.config["MAX_CONTENT_LENGTH"]
+    response = probe.post("/_test/echo", data=b"x" * (limit + 1),
+                          content_type="application/json")
+    _assert_problem(response, 413, "payload_too_large")
+
+
 def test_valid_body_passes(probe: FlaskClient) -> None:
     assert probe.post("/_test/echo", json={"name": "a"}).get_json() == {"name": "a", "count": 1}
 

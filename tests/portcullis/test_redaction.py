@@ -1,0 +1,58 @@
+"""One scrubber for every outlet: keys and secret-shaped values are masked."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from portcullis.observability import _before_send, _ScrubFilter
+from portcullis.redaction import REDACTED, register_secrets, scrub, scrub_text
+
+
+@pytest.mark.parametrize("key", ["password", "new_password", "token", "secret", "code",
+                                 "totp_secret", "recovery_codes", "Authorization", "cookie",
+                                 "tax_id", "api_key", "csrf"])
+def test_sensitive_keys_are_masked(key: str) -> None:
+    assert scrub({key: "value", "keep": 1}) == {key: REDACTED, "keep": 1}
+
+
+def test_nested_and_listed_values_are_scrubbed() -> None:
+    data = {"outer": [{"password": "x"}, {"note": "key pck_" + "A" * 40}]}
+    assert scrub(data) == {"outer": [{"password": REDACTED}, {"note": f"key {REDACTED}"}]}
+
+
+@pytest.mark.parametrize("text", [
+    "Bearer pck_0123456789abcdefghijklmnop",
+    "op pco_0123456789abcdefghijklmnop",
+    "cookie eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.c2lnbmF0dXJl",
+    "webhook whsec_c2VjcmV0c2VjcmV0c2VjcmV0",
+    "redis://user:hunter2@redis:6379/0",
+])
+def test_secret_shaped_values_are_masked(text: str) -> None:
+    scrubbed = scrub_text(text)
+    assert REDACTED in scrubbed
+    for secret in ("pck_0123", "pco_0123", "eyJzdWIi", "c2VjcmV0c2Vj", "hunter2"):
+        assert secret not in scrubbed
+
+
+def test_registered_configuration_secrets_are_masked() -> None:
+    register_secrets(["configured-secret-value-42"])
+    assert scrub_text("oops configured-secret-value-42 leaked") == f"oops {REDACTED} leaked"
+
+
+def test_log_records_are_scrubbed() -> None:
+    record = logging.LogRecord("x", logging.INFO, __file__, 1,
+                               "login with %s", ("pck_" + "z" * 30,), None)
+    _ScrubFilter().filter(record)
+    assert "pck_zzz" not in record.getMessage()
+
+
+def test_sentry_events_lose_secrets_cookies_and_bodies() -> None:
+    event = {"request": {"cookies": {"portcullis_session": "eyJ..."}, "data": {"password": "p"},
+                         "headers": {"Authorization": "Bearer pck_" + "k" * 30}},
+             "extra": {"token": "t"}}
+    cleaned = _before_send(event, None)
+    assert "cookies" not in cleaned["request"] and "data" not in cleaned["request"]
+    assert cleaned["request"]["headers"]["Authorization"] == REDACTED
+    assert cleaned["extra"]["token"] == REDACTED
