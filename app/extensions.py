@@ -2,12 +2,57 @@
 
 from __future__ import annotations
 
-from flask import Response
-from flask_login import LoginManager
+from flask import Flask, Response, g
+from flask_limiter import HeaderNames, Limiter
+from flask_login import LoginManager, current_user
 from flask_talisman import Talisman
+
+from config import get_settings
 
 login_manager = LoginManager()
 talisman = Talisman()
+
+
+def rate_limit_key() -> str:
+    """Per identity (user, key, operator), or per client address when anonymous."""
+    caller = current_user._get_current_object()  # type: ignore[attr-defined]
+    if getattr(caller, "is_authenticated", False):
+        return str(caller.rate_key)
+    return f"ip:{getattr(g, 'client_ip', None) or 'unknown'}"
+
+
+limiter = Limiter(
+    rate_limit_key,
+    default_limits=[lambda: get_settings().RATE_LIMIT_DEFAULT],
+    headers_enabled=True,
+    header_name_mapping={
+        HeaderNames.LIMIT: "RateLimit-Limit",
+        HeaderNames.REMAINING: "RateLimit-Remaining",
+        HeaderNames.RESET: "RateLimit-Reset",
+        HeaderNames.RETRY_AFTER: "Retry-After",
+    },
+    retry_after="delta-seconds",
+    strategy="moving-window",
+    key_prefix="portcullis-rl",
+    # Default limits degrade to per-process memory while Redis is away; login checks the
+    # store itself and fails closed (app/auth/views.py).
+    swallow_errors=True,
+    in_memory_fallback_enabled=True,
+)
+
+
+def init_rate_limits(app: Flask) -> None:
+    app.config["RATELIMIT_STORAGE_URI"] = get_settings().REDIS_URL
+    app.config["RATELIMIT_STORAGE_OPTIONS"] = {"socket_connect_timeout": 2,
+                                               "socket_timeout": 2}
+    limiter.init_app(app)
+
+
+def rate_limit_store_up() -> bool:
+    try:
+        return bool(limiter.storage.check())
+    except Exception:  # noqa: BLE001 - any storage failure means "down"
+        return False
 
 HSTS = "max-age=63072000; includeSubDomains"
 CONTENT_SECURITY_POLICY = {"default-src": "'none'", "frame-ancestors": "'none'"}

@@ -9,6 +9,7 @@ from flask import Flask, Response, g, json
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
+from portcullis.errors import DomainError
 from workers.errors import DependencyUnavailable
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,10 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Response:
         return problem_response(_from_http(exc))
+
+    @app.errorhandler(DomainError)
+    def _domain(exc: DomainError) -> Response:
+        return problem_response(Problem(exc.status, exc.code, exc.detail or None))
 
     @app.errorhandler(DependencyUnavailable)
     def _dependency(exc: DependencyUnavailable) -> Response:

@@ -1,8 +1,19 @@
 """Import every model so metadata (Alembic, tests) sees the whole schema."""
 
-from portcullis.accounts.models import Membership, User
+from portcullis.access_keys.models import AccessKey, OperatorKey
+from portcullis.accounts.models import (
+    EmailToken,
+    Invitation,
+    Membership,
+    RecoveryCode,
+    User,
+    UserSession,
+)
 from portcullis.audit.models import AuditEvent
 from portcullis.jobs.models import Job
 from portcullis.tenants.models import Tenant
 
-__all__ = ["AuditEvent", "Job", "Membership", "Tenant", "User"]
+__all__ = [
+    "AccessKey", "AuditEvent", "EmailToken", "Invitation", "Job", "Membership", "OperatorKey",
+    "RecoveryCode", "Tenant", "User", "UserSession",
+]

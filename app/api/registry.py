@@ -1,4 +1,8 @@
-"""Describe a view for the OpenAPI document next to the view itself."""
+"""State, next to each view, what it is (for the OpenAPI document) and who may call it.
+
+``@operation`` both documents the route and wraps it in the access guard, so the two can
+never disagree.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
+
+from portcullis.accounts.models import Role
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -26,6 +32,11 @@ class Operation:
     response: type[BaseModel] | None = None
     auth: str = SESSION_OR_KEY
     scope: str | None = None
+    roles: tuple[Role, ...] | None = None
+    allow_restricted: bool = False  # usable before MFA is done (the /auth/mfa/* family)
+    writes: bool = False  # refused while the tenant is suspended
+    operator_may_read: bool = False  # operator keys may call it too (per-object checks)
+    rate_limit_exempt: bool = False
     errors: tuple[int, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -34,7 +45,10 @@ def operation(**kwargs: Any) -> Callable[[F], F]:
     meta = Operation(**kwargs)
 
     def attach(view: F) -> F:
-        view.__openapi__ = meta  # type: ignore[attr-defined]
-        return view
+        from app.auth.guards import guard
+
+        guarded = guard(meta, view)
+        guarded.__openapi__ = meta  # type: ignore[attr-defined]
+        return guarded  # type: ignore[return-value]
 
     return attach

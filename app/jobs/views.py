@@ -10,10 +10,10 @@ from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
 from app.api.registry import operation
-from app.auth.guards import authenticated, current_identity
+from app.auth.guards import current_identity, current_operator
 from app.problems import Problem
 from app.validation import ResponseModel
-from portcullis.db import tenant_session
+from portcullis.db import system_session, tenant_session
 from portcullis.jobs.service import get_job
 
 bp = Blueprint("jobs", __name__, url_prefix="/api/v1/jobs")
@@ -38,9 +38,15 @@ class JobOut(ResponseModel):
 
 @bp.get("/<uuid:job_id>")
 @operation(summary="A job's status, progress and result", tag="jobs", response=JobOut,
-           scope="jobs:read", errors=(404,))
-@authenticated
+           scope="jobs:read", operator_may_read=True, errors=(404,))
 def get(job_id: uuid.UUID) -> ResponseReturnValue:
+    operator = current_operator()
+    if operator is not None:
+        with system_session() as db:
+            job = get_job(db, job_id)
+            if job is None or job.created_by_operator_key_id != operator.operator_key_id:
+                raise Problem(404, "not_found", "No such job.")
+            return jsonify(JobOut.model_validate(job).model_dump(mode="json"))
     identity = current_identity()
     with tenant_session(identity.tenant_id) as db:
         job = get_job(db, job_id)

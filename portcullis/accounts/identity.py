@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select, update
 
+from portcullis.access_keys import service as access_keys
 from portcullis.accounts.models import (
     Membership,
     MemberStatus,
@@ -17,12 +18,21 @@ from portcullis.accounts.models import (
     UserSession,
 )
 from portcullis.accounts.tokens import ABSOLUTE_LIFETIME, IDLE_TIMEOUT, SessionClaims
+from portcullis.audit.service import Origin
 from portcullis.db import tenant_session
 from portcullis.tenants.models import Tenant
 
 
+class _Authenticated:
+    """flask-login's user protocol."""
+
+    is_authenticated = True
+    is_active = True
+    is_anonymous = False
+
+
 @dataclass(frozen=True)
-class Identity:
+class Identity(_Authenticated):
     tenant_id: uuid.UUID
     user_id: uuid.UUID
     role: Role
@@ -30,11 +40,9 @@ class Identity:
     session_state: SessionState
     tenant_status: str
     via: str  # "session" or "access_key"
-
-    # flask-login's user protocol
-    is_authenticated = True
-    is_active = True
-    is_anonymous = False
+    mfa_enabled: bool = False
+    access_key_id: uuid.UUID | None = None
+    scopes: frozenset[str] | None = None  # None: a browser session, every scope of the role
 
     def get_id(self) -> str:
         return str(self.user_id)
@@ -43,13 +51,38 @@ class Identity:
     def is_admin(self) -> bool:
         return self.role is Role.admin
 
+    @property
+    def rate_key(self) -> str:
+        return f"key:{self.access_key_id}" if self.access_key_id else f"user:{self.user_id}"
+
+
+@dataclass(frozen=True)
+class OperatorIdentity(_Authenticated):
+    operator_key_id: uuid.UUID
+    via: str = "operator"
+
+    def get_id(self) -> str:
+        return f"operator:{self.operator_key_id}"
+
+    @property
+    def rate_key(self) -> str:
+        return f"operator:{self.operator_key_id}"
+
+
+def _effective_state(state: SessionState, role: Role, mfa_enabled: bool) -> SessionState:
+    """A promotion to a role that needs MFA restricts a full session until TOTP is enrolled."""
+    if state is SessionState.full and role is not Role.viewonly and not mfa_enabled:
+        return SessionState.mfa_enrollment
+    return state
+
 
 def identity_from_session(claims: SessionClaims) -> Identity | None:
     """The identity behind a live session row, refreshing its idle clock; None if it died."""
     now = datetime.now(UTC)
     with tenant_session(claims.tenant_id) as db:
         row = db.execute(
-            select(UserSession, Membership.role, Membership.status, Tenant.status)
+            select(UserSession, Membership.role, Membership.status, Tenant.status,
+                   User.totp_enabled_at)
             .join(User, User.id == UserSession.user_id)
             .join(Membership, Membership.user_id == User.id)
             .join(Tenant, Tenant.id == UserSession.tenant_id)
@@ -60,12 +93,37 @@ def identity_from_session(claims: SessionClaims) -> Identity | None:
         ).first()
         if row is None:
             return None
-        record, role, member_status, tenant_status = row
+        record, role, member_status, tenant_status, totp_enabled_at = row
         if (record.revoked_at is not None or member_status != MemberStatus.active
                 or now >= record.expires_at or now - record.last_seen_at >= IDLE_TIMEOUT
                 or now - record.created_at >= ABSOLUTE_LIFETIME):
             return None
         db.execute(update(UserSession).where(UserSession.id == record.id)
                    .values(last_seen_at=now))
-        return Identity(claims.tenant_id, claims.user_id, Role(role), record.id,
-                        SessionState(record.state), tenant_status, "session")
+        mfa_enabled = totp_enabled_at is not None
+        state = _effective_state(SessionState(record.state), Role(role), mfa_enabled)
+        return Identity(claims.tenant_id, claims.user_id, Role(role), record.id, state,
+                        tenant_status, "session", mfa_enabled)
+
+
+def identity_from_access_key(secret: str, origin: Origin) -> Identity | None:
+    use = access_keys.authenticate(secret, origin)
+    if use is None:
+        return None
+    with tenant_session(use.tenant_id) as db:
+        row = db.execute(
+            select(Membership.role, Membership.status, Tenant.status, User.totp_enabled_at)
+            .join(User, User.id == Membership.user_id)
+            .join(Tenant, Tenant.id == Membership.tenant_id)
+            .where(Membership.user_id == use.creator_id,
+                   Membership.tenant_id == use.tenant_id)).first()
+    if row is None or row.status != MemberStatus.active:
+        return None  # dies with its creator's suspension or removal
+    return Identity(use.tenant_id, use.creator_id, Role(row.role), None, SessionState.full,
+                    row[2], "access_key", row.totp_enabled_at is not None, use.key_id,
+                    use.scopes)
+
+
+def identity_from_operator_key(secret: str) -> OperatorIdentity | None:
+    key_id = access_keys.authenticate_operator(secret)
+    return OperatorIdentity(key_id) if key_id else None

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Index, String, text
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portcullis.db.base import Base, created_at, uuid_pk
@@ -26,11 +26,16 @@ class Role(StrEnum):
 class MemberStatus(StrEnum):
     active = "active"
     suspended = "suspended"
+    removed = "removed"
 
 
 class User(Base):
     __tablename__ = "users"
-    __table_args__ = (Index("uq_users_email_lower", text("lower(email)"), unique=True),)
+    __table_args__ = (
+        # A removed member's address may be invited again.
+        Index("uq_users_email_lower", text("lower(email)"), unique=True,
+              postgresql_where=text("deleted_at IS NULL")),
+    )
 
     id: Mapped[uuid.UUID] = uuid_pk()
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id"), index=True)
@@ -38,7 +43,18 @@ class User(Base):
     name: Mapped[str] = mapped_column(String(200))
     password_hash: Mapped[str | None] = mapped_column(String(100))
     email_verified_at: Mapped[datetime | None]
+    password_changed_at: Mapped[datetime | None]
+    # TOTP secrets are encrypted at rest (portcullis.accounts.secretbox).
+    totp_secret: Mapped[bytes | None] = mapped_column(LargeBinary)
+    totp_pending_secret: Mapped[bytes | None] = mapped_column(LargeBinary)
+    totp_enabled_at: Mapped[datetime | None]
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+    deleted_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = created_at()
+
+    @property
+    def mfa_enabled(self) -> bool:
+        return self.totp_enabled_at is not None
 
 
 class Membership(Base):
@@ -73,3 +89,51 @@ class UserSession(Base):
     revoked_at: Mapped[datetime | None]
     ip: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(512))
+    mfa_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class TokenPurpose(StrEnum):
+    verify_email = "verify_email"
+    reset_password = "reset_password"  # noqa: S105 - a purpose name, not a secret
+
+
+class EmailToken(Base):
+    """A single-use token sent by email; only its SHA-256 is stored."""
+
+    __tablename__ = "email_tokens"
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id"), index=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), index=True)
+    purpose: Mapped[str] = mapped_column(String(32))
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = created_at()
+
+
+class Invitation(Base):
+    __tablename__ = "invitations"
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id"), index=True)
+    email: Mapped[str] = mapped_column(String(254))
+    role: Mapped[str] = mapped_column(String(16))
+    invited_by_user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    # Minted by the worker that sends the email, so the raw token never rests anywhere.
+    token_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32), unique=True)
+    expires_at: Mapped[datetime]
+    accepted_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = created_at()
+
+
+class RecoveryCode(Base):
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id"), index=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), index=True)
+    code_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    used_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = created_at()

@@ -7,11 +7,12 @@ import click
 from portcullis.cli.audit import audit
 from portcullis.cli.db import db
 from portcullis.cli.jobs import jobs
+from portcullis.cli.operator_keys import operator_keys
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
-    """Operate Portcullis: migrations, audit chain checks, job recovery."""
+    """Operate Portcullis: migrations, operator keys, audit chain checks, job recovery."""
     from portcullis.observability import configure_logging
 
     configure_logging()
@@ -20,3 +21,4 @@ def main() -> None:
 main.add_command(db)
 main.add_command(audit)
 main.add_command(jobs)
+main.add_command(operator_keys)

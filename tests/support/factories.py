@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
+import pyotp
 from flask.testing import FlaskClient
 
+from portcullis.accounts import totp
 from portcullis.accounts.models import Membership, Role, SessionState, User, UserSession
+from portcullis.accounts.passwords import hash_password
+from portcullis.accounts.secretbox import seal
 from portcullis.accounts.tokens import ABSOLUTE_LIFETIME, SessionClaims, csrf_token, issue
 from portcullis.db import tenant_session
 from portcullis.tenants.models import Tenant
+
+PASSWORD = "correct horse battery staple 42"
 
 
 @dataclass
@@ -21,6 +29,12 @@ class Member:
     membership_id: uuid.UUID
     email: str
     role: Role
+    totp_secret: str | None = None
+    password: str = PASSWORD
+
+    def totp_code(self, step_offset: int = 0) -> str:
+        assert self.totp_secret is not None
+        return pyotp.TOTP(self.totp_secret).at(time.time() + 30 * step_offset)
 
 
 def make_tenant(name: str = "Acme") -> uuid.UUID:
@@ -30,17 +44,28 @@ def make_tenant(name: str = "Acme") -> uuid.UUID:
     return tenant_id
 
 
-def make_member(tenant_id: uuid.UUID, role: Role = Role.admin,
-                email: str | None = None) -> Member:
+def make_member(tenant_id: uuid.UUID, role: Role = Role.admin, email: str | None = None,
+                *, mfa: bool | None = None, verified: bool = True) -> Member:
+    """A member with a known password; TOTP enrolled unless viewonly (or ``mfa`` says)."""
     user_id, membership_id = uuid.uuid4(), uuid.uuid4()
     email = email or f"{role.value}-{user_id.hex[:10]}@example.test"
+    enrolled = mfa if mfa is not None else role is not Role.viewonly
+    secret = totp.new_secret() if enrolled else None
     with tenant_session(tenant_id) as db:
         db.add(User(id=user_id, tenant_id=tenant_id, email=email, name=f"{role.value} user",
-                    email_verified_at=datetime.now(UTC)))
+                    password_hash=_password_hash(),
+                    email_verified_at=datetime.now(UTC) if verified else None,
+                    totp_secret=seal(secret) if secret else None,
+                    totp_enabled_at=datetime.now(UTC) if secret else None))
         db.flush()
         db.add(Membership(id=membership_id, tenant_id=tenant_id, user_id=user_id,
                           role=role.value))
-    return Member(tenant_id, user_id, membership_id, email, role)
+    return Member(tenant_id, user_id, membership_id, email, role, secret)
+
+
+@lru_cache(maxsize=1)
+def _password_hash() -> str:
+    return hash_password(PASSWORD)
 
 
 @dataclass

@@ -1,0 +1,318 @@
+"""/api/v1/auth: signup, verification, login, MFA, logout, sessions, password reset."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from flask import Blueprint, Response, g, jsonify, request
+from flask.typing import ResponseReturnValue
+from pydantic import EmailStr, Field
+
+from app.api.registry import PUBLIC, SESSION_ONLY, operation
+from app.auth.guards import current_identity
+from app.auth.loader import CSRF_COOKIE, SESSION_COOKIE, request_origin
+from app.extensions import limiter, rate_limit_store_up
+from app.problems import Problem
+from app.validation import RequestModel, ResponseModel, parse_body
+from config import get_settings
+from portcullis.accounts import login as login_service
+from portcullis.accounts import mfa, sessions, signup
+from portcullis.accounts.audit import record, user_actor
+from portcullis.accounts.models import SessionState, User
+from portcullis.accounts.sessions import IssuedSession
+from portcullis.accounts.tokens import ABSOLUTE_LIFETIME
+from portcullis.audit.service import Target
+from portcullis.db import tenant_session
+from portcullis.errors import NotFound
+from portcullis.tenants.models import Tenant
+from workers.errors import DependencyUnavailable
+
+bp = Blueprint("auth", __name__, url_prefix="/api/v1/auth")
+
+Password = Field(min_length=1, max_length=1024)  # the policy itself answers weak_password
+
+
+class SignupIn(RequestModel):
+    company_name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=200)
+    email: EmailStr
+    password: str = Password
+
+
+class TokenIn(RequestModel):
+    token: str = Field(min_length=1, max_length=256)
+
+
+class EmailIn(RequestModel):
+    email: EmailStr
+
+
+class LoginIn(RequestModel):
+    email: str = Field(min_length=1, max_length=254)
+    password: str = Password
+
+
+class LoginOut(ResponseModel):
+    status: Literal["ok", "mfa_required", "mfa_enrollment_required"]
+
+
+class CodeIn(RequestModel):
+    code: str = Field(min_length=1, max_length=32)
+
+
+class EnrollOut(ResponseModel):
+    secret: str
+    otpauth_uri: str
+
+
+class RecoveryCodesOut(ResponseModel):
+    recovery_codes: list[str]
+
+
+class ResetIn(RequestModel):
+    token: str = Field(min_length=1, max_length=256)
+    password: str = Password
+
+
+class MeUser(ResponseModel):
+    id: uuid.UUID
+    email: str
+    name: str
+
+
+class MeTenant(ResponseModel):
+    id: uuid.UUID
+    name: str
+    status: str
+
+
+class MeOut(ResponseModel):
+    user: MeUser
+    tenant: MeTenant
+    role: str
+    mfa_enabled: bool
+    session: Literal["full", "mfa_pending", "mfa_enrollment"]
+
+
+class SessionOut(ResponseModel):
+    id: uuid.UUID
+    created_at: datetime
+    last_seen_at: datetime
+    ip: str | None
+    user_agent: str | None
+    current: bool
+
+
+class SessionsOut(ResponseModel):
+    items: list[SessionOut]
+    next_cursor: str | None = None
+
+
+class Empty(ResponseModel):
+    pass
+
+
+def _accepted() -> ResponseReturnValue:
+    return jsonify({}), 202
+
+
+def _set_cookies(response: Response, issued: IssuedSession) -> None:
+    secure = get_settings().secure_cookies
+    max_age = int(ABSOLUTE_LIFETIME.total_seconds())
+    response.set_cookie(SESSION_COOKIE, issued.token, max_age=max_age, path="/",
+                        secure=secure, httponly=True, samesite="Strict")
+    response.set_cookie(CSRF_COOKIE, issued.csrf, max_age=max_age, path="/",
+                        secure=secure, httponly=False, samesite="Strict")
+
+
+def _clear_cookies(response: Response) -> None:
+    secure = get_settings().secure_cookies
+    for name, http_only in ((SESSION_COOKIE, True), (CSRF_COOKIE, False)):
+        response.delete_cookie(name, path="/", secure=secure, httponly=http_only,
+                               samesite="Strict")
+
+
+def _failed(response: Response) -> bool:
+    return response.status_code == 401
+
+
+def _login_ip() -> str:
+    return f"login-ip:{g.client_ip}"
+
+
+def _login_account() -> str:
+    body = request.get_json(silent=True)
+    email = body.get("email", "") if isinstance(body, dict) else ""
+    digest = hashlib.sha256(str(email).strip().lower().encode()).hexdigest()[:32]
+    return f"login-account:{digest}"
+
+
+def _mfa_session() -> str:
+    return f"mfa:{current_identity().session_id}"
+
+
+@bp.post("/signup")
+@operation(summary="Create a tenant and its admin; sends a verification email",
+           tag="auth", auth=PUBLIC, request=SignupIn, response=Empty, status=202)
+def signup_view() -> ResponseReturnValue:
+    body = parse_body(SignupIn)
+    signup.signup(body.company_name, body.name, str(body.email), body.password,
+                  request_origin())
+    return _accepted()
+
+
+@bp.post("/verify-email")
+@operation(summary="Confirm an email address", tag="auth", auth=PUBLIC, request=TokenIn,
+           response=Empty, errors=(410,))
+def verify_email() -> ResponseReturnValue:
+    signup.verify_email(parse_body(TokenIn).token, request_origin())
+    return jsonify({})
+
+
+@bp.post("/verify-email/resend")
+@operation(summary="Send the verification email again", tag="auth", auth=PUBLIC,
+           request=EmailIn, response=Empty, status=202)
+def resend_verification() -> ResponseReturnValue:
+    signup.resend_verification(str(parse_body(EmailIn).email))
+    return _accepted()
+
+
+@bp.post("/login")
+@limiter.limit("10/minute", key_func=_login_ip, deduct_when=_failed)
+@limiter.limit("10/minute", key_func=_login_account, deduct_when=_failed)
+@operation(summary="Log in; sets the session and CSRF cookies", tag="auth", auth=PUBLIC,
+           request=LoginIn, response=LoginOut, errors=(401, 403, 503))
+def login() -> ResponseReturnValue:
+    if not rate_limit_store_up():
+        raise DependencyUnavailable("redis", "login rate limits cannot be enforced")
+    body = parse_body(LoginIn)
+    issued = login_service.login(body.email, body.password, request_origin())
+    status = {SessionState.full: "ok", SessionState.mfa_pending: "mfa_required",
+              SessionState.mfa_enrollment: "mfa_enrollment_required"}[issued.state]
+    response = jsonify({"status": status})
+    _set_cookies(response, issued)
+    return response
+
+
+@bp.post("/mfa/verify")
+@limiter.limit("5/minute", key_func=_mfa_session)
+@operation(summary="Complete login with a TOTP or recovery code", tag="auth",
+           auth=SESSION_ONLY, allow_restricted=True, request=CodeIn, response=Empty,
+           errors=(401, 409))
+def mfa_verify() -> ResponseReturnValue:
+    identity = current_identity()
+    code = parse_body(CodeIn).code
+    if identity.session_state is not SessionState.mfa_pending:
+        raise Problem(409, "mfa_not_pending", "This session is not waiting for a code.")
+    assert identity.session_id is not None
+    mfa.verify(identity.tenant_id, identity.user_id, identity.session_id, code,
+               request_origin())
+    return jsonify({})
+
+
+def _enrolling_identity() -> tuple[uuid.UUID, uuid.UUID, uuid.UUID]:
+    identity = current_identity()
+    if identity.session_state is SessionState.mfa_pending:
+        raise Problem(403, "mfa_required", "Verify your MFA code first.")
+    assert identity.session_id is not None
+    return identity.tenant_id, identity.user_id, identity.session_id
+
+
+@bp.post("/mfa/enroll")
+@operation(summary="Start TOTP enrolment", tag="auth", auth=SESSION_ONLY,
+           allow_restricted=True, response=EnrollOut)
+def mfa_enroll() -> ResponseReturnValue:
+    tenant_id, user_id, _ = _enrolling_identity()
+    enrolment = mfa.enroll(tenant_id, user_id)
+    return jsonify({"secret": enrolment.secret, "otpauth_uri": enrolment.otpauth_uri})
+
+
+@bp.post("/mfa/enroll/confirm")
+@limiter.limit("5/minute", key_func=_mfa_session)
+@operation(summary="Confirm TOTP enrolment; returns 10 recovery codes once", tag="auth",
+           auth=SESSION_ONLY, allow_restricted=True, request=CodeIn,
+           response=RecoveryCodesOut, errors=(401, 409))
+def mfa_confirm() -> ResponseReturnValue:
+    tenant_id, user_id, session_id = _enrolling_identity()
+    codes = mfa.confirm(tenant_id, user_id, session_id, parse_body(CodeIn).code,
+                        request_origin())
+    return jsonify({"recovery_codes": codes})
+
+
+@bp.post("/logout")
+@operation(summary="Log out; the session is revoked server-side", tag="auth",
+           auth=SESSION_ONLY, allow_restricted=True, status=204)
+def logout() -> ResponseReturnValue:
+    identity = current_identity()
+    assert identity.session_id is not None
+    login_service.logout(identity.tenant_id, identity.user_id, identity.session_id,
+                         request_origin())
+    response = Response(status=204)
+    _clear_cookies(response)
+    return response
+
+
+@bp.get("/me")
+@operation(summary="The caller, their tenant, role and session state", tag="auth",
+           auth=SESSION_ONLY, allow_restricted=True, response=MeOut)
+def me() -> ResponseReturnValue:
+    identity = current_identity()
+    with tenant_session(identity.tenant_id) as db:
+        user = db.get(User, identity.user_id)
+        tenant = db.get(Tenant, identity.tenant_id)
+        assert user is not None and tenant is not None
+        return jsonify({
+            "user": {"id": str(user.id), "email": user.email, "name": user.name},
+            "tenant": {"id": str(tenant.id), "name": tenant.name, "status": tenant.status},
+            "role": identity.role.value,
+            "mfa_enabled": identity.mfa_enabled,
+            "session": identity.session_state.value,
+        })
+
+
+@bp.get("/sessions")
+@operation(summary="Your live sessions", tag="auth", auth=SESSION_ONLY,
+           response=SessionsOut)
+def list_sessions() -> ResponseReturnValue:
+    identity = current_identity()
+    with tenant_session(identity.tenant_id) as db:
+        items = [SessionOut(id=s.id, created_at=s.created_at, last_seen_at=s.last_seen_at,
+                            ip=s.ip, user_agent=s.user_agent,
+                            current=s.id == identity.session_id).model_dump(mode="json")
+                 for s in sessions.live_sessions(db, identity.user_id)]
+    return jsonify({"items": items, "next_cursor": None})
+
+
+@bp.delete("/sessions/<uuid:session_id>")
+@operation(summary="Revoke one of your sessions", tag="auth", auth=SESSION_ONLY,
+           status=204, errors=(404,))
+def revoke_session(session_id: uuid.UUID) -> ResponseReturnValue:
+    identity = current_identity()
+    with tenant_session(identity.tenant_id) as db:
+        own = {s.id for s in sessions.live_sessions(db, identity.user_id)}
+        if session_id not in own:
+            raise NotFound("session")
+        sessions.revoke(db, session_id)
+        record(db, identity.tenant_id, "auth.session_revoked", user_actor(identity.user_id),
+               request_origin(), Target("session", str(session_id)))
+    return Response(status=204)
+
+
+@bp.post("/password/forgot")
+@operation(summary="Email a password-reset link", tag="auth", auth=PUBLIC,
+           request=EmailIn, response=Empty, status=202)
+def forgot_password() -> ResponseReturnValue:
+    login_service.forgot_password(str(parse_body(EmailIn).email), request_origin())
+    return _accepted()
+
+
+@bp.post("/password/reset")
+@operation(summary="Set a new password with a reset token; every session is revoked",
+           tag="auth", auth=PUBLIC, request=ResetIn, response=Empty, errors=(410,))
+def reset_password() -> ResponseReturnValue:
+    body = parse_body(ResetIn)
+    login_service.reset_password(body.token, body.password, request_origin())
+    return jsonify({})

@@ -1,0 +1,93 @@
+"""Compose and send account emails (runs in a worker on the ``email`` queue).
+
+Tokens are minted here, their digests committed before the message leaves, so a link
+always works when it arrives; a retry mints a fresh one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from config import get_settings
+from portcullis import secrets_gen
+from portcullis.accounts import email_tokens
+from portcullis.accounts.models import Invitation, TokenPurpose, User
+from portcullis.accounts.notifications import AccountEmail
+from portcullis.db import tenant_session
+from portcullis.tenants.models import Tenant
+
+
+@dataclass(frozen=True)
+class Message:
+    to: str
+    subject: str
+    text: str
+
+
+def _link(path: str, token: str) -> str:
+    return f"{get_settings().PUBLIC_BASE_URL.rstrip('/')}/{path}?token={token}"
+
+
+_NOTICES = {
+    AccountEmail.password_changed: (
+        "Your Portcullis password was changed",
+        "The password of your Portcullis account was just changed, and every session was "
+        "signed out. If this was not you, reset your password now and tell your admin."),
+    AccountEmail.mfa_enabled: (
+        "Two-factor authentication was set up on your account",
+        "An authenticator app was just enrolled for your Portcullis account, with new "
+        "recovery codes. If this was not you, reset your password now and tell your admin."),
+    AccountEmail.recovery_codes_changed: (
+        "A Portcullis recovery code was used",
+        "One of your recovery codes was just used to sign in and can no longer be used. "
+        "If this was not you, reset your password now and tell your admin."),
+}
+
+
+def _compose(tenant_id: uuid.UUID, args: dict[str, Any]) -> Message | None:
+    kind = AccountEmail(args["email"])
+    with tenant_session(tenant_id) as db:
+        if kind is AccountEmail.invitation:
+            invitation = db.get(Invitation, uuid.UUID(args["invitation_id"]))
+            if (invitation is None or invitation.accepted_at or invitation.revoked_at
+                    or invitation.expires_at <= datetime.now(UTC)):
+                return None
+            token = secrets_gen.new_token()
+            invitation.token_hash = secrets_gen.digest(token)
+            tenant = db.get(Tenant, tenant_id)
+            return Message(
+                invitation.email, f"You are invited to {tenant.name if tenant else 'Portcullis'}",
+                f"You were invited to join {tenant.name if tenant else 'a team'} on Portcullis "
+                f"as {invitation.role}.\n\nAccept within 7 days:\n"
+                f"{_link('accept-invitation', token)}\n")
+        user = db.get(User, uuid.UUID(args["user_id"]))
+        if user is None or user.deleted_at is not None:
+            return None
+        if kind is AccountEmail.verify_email:
+            if user.email_verified_at is not None:
+                return None
+            token = email_tokens.mint(db, tenant_id, user.id, TokenPurpose.verify_email)
+            return Message(user.email, "Confirm your email address for Portcullis",
+                           f"Hello {user.name},\n\nConfirm your address within 24 hours:\n"
+                           f"{_link('verify-email', token)}\n")
+        if kind is AccountEmail.reset_password:
+            token = email_tokens.mint(db, tenant_id, user.id, TokenPurpose.reset_password)
+            return Message(user.email, "Reset your Portcullis password",
+                           f"Hello {user.name},\n\nReset your password within 1 hour:\n"
+                           f"{_link('reset-password', token)}\n\nIf you did not ask for "
+                           "this, ignore this email.\n")
+        subject, body = _NOTICES[kind]
+        return Message(user.email, subject, f"Hello {user.name},\n\n{body}\n")
+
+
+def deliver(tenant_id: uuid.UUID, args: dict[str, Any]) -> dict[str, Any]:
+    from workers.mailer import Mailer
+
+    message = _compose(tenant_id, args)  # commits any token digest first
+    if message is None:
+        return {"sent": False, "reason": "no longer applicable"}
+    Mailer.from_settings(get_settings()).send(message.to, message.subject, message.text)
+    return {"sent": True}

@@ -1,0 +1,173 @@
+"""Members: list, change role or status, remove; invitations: send and accept.
+
+The last active admin can be neither removed, demoted nor suspended. Suspension and removal
+revoke the member's sessions and access keys in the same transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Select, func, select, update
+from sqlalchemy.orm import Session
+
+from portcullis import secrets_gen
+from portcullis.access_keys.models import AccessKey
+from portcullis.accounts import lookup, passwords, sessions
+from portcullis.accounts.audit import record, user_actor
+from portcullis.accounts.email_tokens import INVITATION_LIFETIME
+from portcullis.accounts.models import Invitation, Membership, MemberStatus, Role, User
+from portcullis.accounts.notifications import AccountEmail, queue
+from portcullis.audit.service import Actor, Origin, Target
+from portcullis.db import tenant_session
+from portcullis.errors import Conflict, Forbidden, Gone, Invalid, NotFound
+
+
+@dataclass(frozen=True)
+class MemberView:
+    id: uuid.UUID
+    user_id: uuid.UUID
+    email: str
+    name: str
+    role: str
+    status: str
+
+
+def members_query(tenant_id: uuid.UUID) -> Select[tuple[Membership]]:
+    return select(Membership).where(Membership.tenant_id == tenant_id,
+                                    Membership.status != MemberStatus.removed)
+
+
+def views_of(db: Session, memberships: list[Membership]) -> list[MemberView]:
+    users = {u.id: u for u in db.scalars(select(User).where(
+        User.id.in_([m.user_id for m in memberships])))}
+    return [MemberView(m.id, m.user_id, users[m.user_id].email, users[m.user_id].name,
+                       m.role, m.status) for m in memberships]
+
+
+def member_view(db: Session, tenant_id: uuid.UUID, member_id: uuid.UUID) -> MemberView:
+    return views_of(db, [_member(db, tenant_id, member_id)])[0]
+
+
+def _member(db: Session, tenant_id: uuid.UUID, member_id: uuid.UUID) -> Membership:
+    member = db.scalars(select(Membership).where(
+        Membership.id == member_id, Membership.tenant_id == tenant_id,
+        Membership.status != MemberStatus.removed).with_for_update()).first()
+    if member is None:
+        raise NotFound("member")
+    return member
+
+
+def _lock_admins(db: Session, tenant_id: uuid.UUID) -> int:
+    """Count active admins with their rows locked, so two demotions cannot race past zero."""
+    ids = db.scalars(select(Membership.id).where(
+        Membership.tenant_id == tenant_id, Membership.role == Role.admin.value,
+        Membership.status == MemberStatus.active).with_for_update()).all()
+    return len(ids)
+
+
+def _guard_last_admin(db: Session, tenant_id: uuid.UUID, member: Membership) -> None:
+    if member.role == Role.admin.value and member.status == MemberStatus.active \
+            and _lock_admins(db, tenant_id) <= 1:
+        raise Conflict("last_admin", "A tenant keeps at least one active admin.")
+
+
+def _cut_off(db: Session, user_id: uuid.UUID) -> None:
+    sessions.revoke_all(db, user_id)
+    db.execute(update(AccessKey).where(AccessKey.created_by_user_id == user_id,
+                                       AccessKey.revoked_at.is_(None))
+               .values(revoked_at=datetime.now(UTC)))
+
+
+def change_member(tenant_id: uuid.UUID, actor_id: uuid.UUID, member_id: uuid.UUID,
+                  role: Role | None, status: MemberStatus | None,
+                  origin: Origin) -> MemberView:
+    if status is MemberStatus.removed:
+        raise Invalid("validation_error", "Use DELETE to remove a member.")
+    with tenant_session(tenant_id) as db:
+        member = _member(db, tenant_id, member_id)
+        demoting = role is not None and role is not Role.admin
+        suspending = status is MemberStatus.suspended
+        if demoting or suspending:
+            _guard_last_admin(db, tenant_id, member)
+        actor = user_actor(actor_id)
+        target = Target("member", str(member.id))
+        if role is not None and role.value != member.role:
+            record(db, tenant_id, "member.role_changed", actor, origin, target,
+                   {"from": member.role, "to": role.value})
+            member.role = role.value  # read on every request: effective immediately
+        if status is not None and status.value != member.status:
+            record(db, tenant_id, "member.status_changed", actor, origin, target,
+                   {"from": member.status, "to": status.value})
+            member.status = status.value
+            if status is MemberStatus.suspended:
+                _cut_off(db, member.user_id)
+        db.flush()
+        return views_of(db, [member])[0]
+
+
+def remove_member(tenant_id: uuid.UUID, actor_id: uuid.UUID, member_id: uuid.UUID,
+                  origin: Origin) -> None:
+    with tenant_session(tenant_id) as db:
+        member = _member(db, tenant_id, member_id)
+        _guard_last_admin(db, tenant_id, member)
+        member.status = MemberStatus.removed.value
+        user = db.get(User, member.user_id)
+        assert user is not None
+        user.deleted_at = datetime.now(UTC)
+        _cut_off(db, member.user_id)
+        record(db, tenant_id, "member.removed", user_actor(actor_id), origin,
+               Target("member", str(member.id)), {"role": member.role})
+
+
+def invite(tenant_id: uuid.UUID, actor_id: uuid.UUID, actor_role: Role, email: str,
+           role: Role, origin: Origin) -> Invitation:
+    if actor_role is not Role.admin and role.rank >= Role.manager.rank:
+        raise Forbidden("forbidden", "Managers may invite staff and view-only members only.")
+    email = email.strip().lower()
+    with tenant_session(tenant_id) as db:
+        if lookup.user_by_email(email) is not None:
+            raise Conflict("already_member", "This address already has an account.")
+        invitation = Invitation(tenant_id=tenant_id, email=email, role=role.value,
+                                invited_by_user_id=actor_id,
+                                expires_at=datetime.now(UTC) + INVITATION_LIFETIME)
+        db.add(invitation)
+        db.flush()
+        record(db, tenant_id, "member.invited", user_actor(actor_id), origin,
+               Target("invitation", str(invitation.id)), {"role": role.value})
+        queue(db, tenant_id, AccountEmail.invitation, invitation_id=invitation.id)
+        return invitation
+
+
+def accept_invitation(token: str, name: str, password: str, origin: Origin) -> None:
+    passwords.check_policy(password)
+    owner = lookup.invitation(secrets_gen.digest(token)) if token else None
+    if owner is None:
+        raise Invalid("token_invalid", "This invitation is not valid.")
+    password_hash = passwords.hash_password(password)
+    with tenant_session(owner.tenant_id) as db:
+        invitation = db.scalars(select(Invitation).where(Invitation.id == owner.id)
+                                .with_for_update()).one()
+        if invitation.accepted_at or invitation.revoked_at:
+            raise Invalid("token_invalid", "This invitation is not valid.")
+        if datetime.now(UTC) >= invitation.expires_at:
+            raise Gone("token_expired", "This invitation has expired; ask for a new one.")
+        taken = db.scalar(select(func.count()).select_from(User).where(
+            func.lower(User.email) == invitation.email, User.deleted_at.is_(None)))
+        if taken or lookup.user_by_email(invitation.email) is not None:
+            raise Conflict("already_member", "This address already has an account.")
+        now = datetime.now(UTC)
+        invitation.accepted_at = now
+        invitation.token_hash = None
+        user = User(id=uuid.uuid4(), tenant_id=owner.tenant_id, email=invitation.email,
+                    name=name, password_hash=password_hash, email_verified_at=now)
+        db.add(user)
+        db.flush()
+        member = Membership(tenant_id=owner.tenant_id, user_id=user.id, role=invitation.role)
+        db.add(member)
+        db.flush()
+        record(db, owner.tenant_id, "member.joined", Actor("user", str(user.id)), origin,
+               Target("member", str(member.id)),
+               {"invitation_id": str(invitation.id), "role": invitation.role})

@@ -1,0 +1,36 @@
+"""Every audit action the system records, with its default severity.
+
+Listed in the OpenAPI document; the completeness test walks this list.
+"""
+
+from __future__ import annotations
+
+from portcullis.audit.models import Severity
+
+ACTIONS: dict[str, Severity] = {
+    "auth.signup": Severity.notice,
+    "auth.email_verified": Severity.info,
+    "auth.login_succeeded": Severity.info,
+    "auth.login_failed": Severity.warning,
+    "auth.mfa_enrolled": Severity.notice,
+    "auth.mfa_succeeded": Severity.info,
+    "auth.mfa_failed": Severity.warning,
+    "auth.recovery_code_used": Severity.warning,
+    "auth.logout": Severity.info,
+    "auth.password_reset_requested": Severity.info,
+    "auth.password_reset": Severity.notice,
+    "auth.session_revoked": Severity.notice,
+    "member.invited": Severity.notice,
+    "member.joined": Severity.notice,
+    "member.role_changed": Severity.notice,
+    "member.status_changed": Severity.warning,
+    "member.removed": Severity.warning,
+    "access_key.created": Severity.notice,
+    "access_key.used_from_new_ip": Severity.warning,
+    "access_key.revoked": Severity.notice,
+    "operator_key.created": Severity.notice,
+}
+
+
+def severity_of(action: str) -> Severity:
+    return ACTIONS[action]
