@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from app.api.registry import OPERATOR, PUBLIC, SESSION_ONLY, Operation
 from app.problems import STATUS_CODES
+from portcullis.audit.actions import ACTIONS
 
 _CONVERTER = re.compile(r"<(?:(\w+):)?(\w+)>")
 _DESCRIPTIONS = {
@@ -66,6 +67,10 @@ def build_document(app: Flask, extra_components: dict[str, Any] | None = None) -
                         "loc": {"type": "array", "items": {"type": "string"}},
                         "msg": {"type": "string"}}}},
             },
+        },
+        "AuditAction": {
+            "type": "string", "enum": sorted(ACTIONS),
+            "description": "Every action the audit log records (subject.verb).",
         },
         **(extra_components or {}),
     }

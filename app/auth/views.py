@@ -9,6 +9,7 @@ from typing import Literal
 
 from flask import Blueprint, Response, g, jsonify, request
 from flask.typing import ResponseReturnValue
+from flask_login import current_user
 from pydantic import EmailStr, Field
 
 from app.api.registry import PUBLIC, SESSION_ONLY, operation
@@ -151,7 +152,8 @@ def _login_account() -> str:
 
 
 def _mfa_session() -> str:
-    return f"mfa:{current_identity().session_id}"
+    caller = current_user._get_current_object()  # type: ignore[attr-defined]
+    return f"mfa:{getattr(caller, 'session_id', None) or g.client_ip}"
 
 
 @bp.post("/signup")

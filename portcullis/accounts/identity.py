@@ -119,8 +119,9 @@ def identity_from_access_key(secret: str, origin: Origin) -> Identity | None:
                    Membership.tenant_id == use.tenant_id)).first()
     if row is None or row.status != MemberStatus.active:
         return None  # dies with its creator's suspension or removal
-    return Identity(use.tenant_id, use.creator_id, Role(row.role), None, SessionState.full,
-                    row[2], "access_key", row.totp_enabled_at is not None, use.key_id,
+    role, _, tenant_status, totp_enabled_at = row
+    return Identity(use.tenant_id, use.creator_id, Role(role), None, SessionState.full,
+                    tenant_status, "access_key", totp_enabled_at is not None, use.key_id,
                     use.scopes)
 
 

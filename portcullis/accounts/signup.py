@@ -9,6 +9,7 @@ import uuid
 from datetime import UTC, datetime
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from portcullis.accounts import email_tokens, lookup, passwords
 from portcullis.accounts.audit import record, user_actor
@@ -26,6 +27,14 @@ def signup(company_name: str, name: str, email: str, password: str, origin: Orig
         return
     tenant_id, user_id = uuid.uuid4(), uuid.uuid4()
     password_hash = passwords.hash_password(password)
+    try:
+        _create(tenant_id, user_id, company_name, name, email, password_hash, origin)
+    except IntegrityError:
+        return  # a concurrent signup took the address: same answer as a known email
+
+
+def _create(tenant_id: uuid.UUID, user_id: uuid.UUID, company_name: str, name: str,
+            email: str, password_hash: str, origin: Origin) -> None:
     with tenant_session(tenant_id) as db:
         db.add(Tenant(id=tenant_id, name=company_name))
         db.flush()

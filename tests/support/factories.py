@@ -48,7 +48,7 @@ def make_member(tenant_id: uuid.UUID, role: Role = Role.admin, email: str | None
                 *, mfa: bool | None = None, verified: bool = True) -> Member:
     """A member with a known password; TOTP enrolled unless viewonly (or ``mfa`` says)."""
     user_id, membership_id = uuid.uuid4(), uuid.uuid4()
-    email = email or f"{role.value}-{user_id.hex[:10]}@example.test"
+    email = email or f"{role.value}-{user_id.hex[:10]}@example.com"
     enrolled = mfa if mfa is not None else role is not Role.viewonly
     secret = totp.new_secret() if enrolled else None
     with tenant_session(tenant_id) as db:
