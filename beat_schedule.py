@@ -15,4 +15,9 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "schedule": float(sweep_every),
             "options": {"expires": float(sweep_every)},
         },
+        "sweep-alerts": {
+            "task": "tasks.alerts.sweep_alerts",
+            "schedule": float(sweep_every),
+            "options": {"expires": float(sweep_every)},
+        },
     }

@@ -36,14 +36,18 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     from app.access_keys.views import bp as access_keys_bp
     from app.api.views import bp as api_bp
+    from app.audit.views import bp as audit_bp
     from app.auth.views import bp as auth_bp
     from app.extensions import limiter
     from app.health.views import bp as health_bp
     from app.jobs.views import bp as jobs_bp
+    from app.links.views import bp as links_bp
     from app.members.views import bp as members_bp
+    from app.operator.views import bp as operator_bp
 
     limiter.exempt(health_bp)
     limiter.exempt(api_bp)
-    for blueprint in (health_bp, api_bp, auth_bp, members_bp, access_keys_bp, jobs_bp):
+    for blueprint in (health_bp, api_bp, auth_bp, members_bp, access_keys_bp, jobs_bp,
+                      audit_bp, operator_bp, links_bp):
         app.register_blueprint(blueprint)
     return app

@@ -70,6 +70,18 @@ class Settings(BaseSettings):
     JOB_MAX_ATTEMPTS: int = Field(default=5, ge=1)
     BROKER_VISIBILITY_TIMEOUT: int = Field(default=7200, ge=10)
 
+    # Detection rules (API.md's SIEM section gives the defaults) and alert delivery.
+    ALERT_FAILED_LOGINS_PER_ACCOUNT: int = Field(default=10, ge=1)
+    ALERT_FAILED_LOGINS_PER_IP: int = Field(default=30, ge=1)
+    ALERT_FAILED_LOGINS_WINDOW_SECONDS: int = Field(default=300, ge=1)
+    ALERT_NEW_IP_DAYS: int = Field(default=30, ge=1)
+    ALERT_MFA_FAILURES: int = Field(default=5, ge=1)
+    ALERT_MFA_FAILURES_WINDOW_SECONDS: int = Field(default=600, ge=1)
+    ALERT_MASS_DELETIONS: int = Field(default=50, ge=1)
+    ALERT_MASS_DELETIONS_WINDOW_SECONDS: int = Field(default=600, ge=1)
+    ALERT_RETRY_FOR_SECONDS: int = Field(default=86400, ge=1)
+    ALERT_RETRY_BASE_SECONDS: float = Field(default=5.0, gt=0)
+
     @field_validator("TRUSTED_PROXIES", mode="before")
     @classmethod
     def _parse_proxies(cls, value: object) -> object:

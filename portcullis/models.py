@@ -9,11 +9,25 @@ from portcullis.accounts.models import (
     User,
     UserSession,
 )
+from portcullis.alerts.models import Alert, SeenIP
 from portcullis.audit.models import AuditEvent
 from portcullis.jobs.models import Job
+from portcullis.links.models import ShareLink
 from portcullis.tenants.models import Tenant
 
 __all__ = [
-    "AccessKey", "AuditEvent", "EmailToken", "Invitation", "Job", "Membership", "OperatorKey",
-    "RecoveryCode", "Tenant", "User", "UserSession",
+    "AccessKey",
+    "Alert",
+    "AuditEvent",
+    "EmailToken",
+    "Invitation",
+    "Job",
+    "Membership",
+    "OperatorKey",
+    "RecoveryCode",
+    "SeenIP",
+    "ShareLink",
+    "Tenant",
+    "User",
+    "UserSession",
 ]

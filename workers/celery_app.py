@@ -22,7 +22,7 @@ QUEUES = ("default", "scan", "sftp", "billing", "alerts", "email", "exports")
 # Task name prefix → queue. Task modules are named after their queue.
 ROUTES = {f"tasks.{queue}.*": {"queue": queue} for queue in QUEUES if queue != "default"}
 
-TASK_MODULES = ["tasks.maintenance", "tasks.email"]
+TASK_MODULES = ["tasks.maintenance", "tasks.email", "tasks.alerts", "tasks.exports"]
 
 LONGEST_TASK_SECONDS = 3600
 

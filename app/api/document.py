@@ -36,8 +36,9 @@ def _schema_ref(model: type[BaseModel], components: dict[str, Any]) -> dict[str,
     return {"$ref": f"#/components/schemas/{model.__name__}"}
 
 
-def _query_params(model: type[BaseModel]) -> list[dict[str, Any]]:
-    schema = model.model_json_schema()
+def _query_params(model: type[BaseModel], components: dict[str, Any]) -> list[dict[str, Any]]:
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    components.update(schema.pop("$defs", {}))
     required = set(schema.get("required", []))
     return [{"name": name, "in": "query", "required": name in required, "schema": prop}
             for name, prop in schema.get("properties", {}).items()]
@@ -85,7 +86,7 @@ def build_document(app: Flask, extra_components: dict[str, Any] | None = None) -
             entry: dict[str, Any] = {
                 "summary": op.summary, "tags": [op.tag],
                 "operationId": f"{rule.endpoint}.{method.lower()}".replace(".", "_"),
-                "parameters": params + (_query_params(op.query) if op.query else []),
+                "parameters": params + (_query_params(op.query, components) if op.query else []),
                 "security": _security(op),
                 "responses": {},
             }

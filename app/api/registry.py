@@ -36,7 +36,6 @@ class Operation:
     allow_restricted: bool = False  # usable before MFA is done (the /auth/mfa/* family)
     writes: bool = False  # refused while the tenant is suspended
     operator_may_read: bool = False  # operator keys may call it too (per-object checks)
-    rate_limit_exempt: bool = False
     errors: tuple[int, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -51,7 +51,7 @@ def load_identity(request: Request) -> Identity | OperatorIdentity | None:
     claims = verify(token)
     if claims is None:
         return None
-    return identity_from_session(claims)
+    return identity_from_session(claims, request_origin())
 
 
 def init_auth(app: Flask) -> None:

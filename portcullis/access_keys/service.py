@@ -16,6 +16,7 @@ from portcullis import secrets_gen
 from portcullis.access_keys.models import AccessKey, OperatorKey
 from portcullis.accounts import lookup
 from portcullis.accounts.audit import record, user_actor
+from portcullis.alerts import detection
 from portcullis.audit.service import Actor, Origin, Target
 from portcullis.db import system_session, tenant_session
 from portcullis.errors import NotFound
@@ -89,9 +90,11 @@ def authenticate(secret: str, origin: Origin) -> KeyUse | None:
         key = db.get(AccessKey, found.id)
         if key is None or key.revoked_at is not None or key.expires_at <= now:
             return None
-        if origin.ip and key.last_used_ip and key.last_used_ip != origin.ip:
-            record(db, found.tenant_id, "access_key.used_from_new_ip",
-                   Actor("access_key", str(key.id)), origin, Target("access_key", str(key.id)),
+        actor = Actor("access_key", str(key.id))
+        if detection.identity_used(db, found.tenant_id, f"access_key:{key.id}", origin.ip,
+                                   actor, "Access key use"):
+            record(db, found.tenant_id, "access_key.used_from_new_ip", actor, origin,
+                   Target("access_key", str(key.id)),
                    {"previous_ip": key.last_used_ip, "prefix": key.prefix})
         db.execute(update(AccessKey).where(AccessKey.id == key.id)
                    .values(last_used_at=now, last_used_ip=origin.ip))

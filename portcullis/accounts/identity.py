@@ -18,6 +18,7 @@ from portcullis.accounts.models import (
     UserSession,
 )
 from portcullis.accounts.tokens import ABSOLUTE_LIFETIME, IDLE_TIMEOUT, SessionClaims
+from portcullis.alerts import detection
 from portcullis.audit.service import Origin
 from portcullis.db import tenant_session
 from portcullis.tenants.models import Tenant
@@ -76,7 +77,7 @@ def _effective_state(state: SessionState, role: Role, mfa_enabled: bool) -> Sess
     return state
 
 
-def identity_from_session(claims: SessionClaims) -> Identity | None:
+def identity_from_session(claims: SessionClaims, origin: Origin) -> Identity | None:
     """The identity behind a live session row, refreshing its idle clock; None if it died."""
     now = datetime.now(UTC)
     with tenant_session(claims.tenant_id) as db:
@@ -100,6 +101,9 @@ def identity_from_session(claims: SessionClaims) -> Identity | None:
             return None
         db.execute(update(UserSession).where(UserSession.id == record.id)
                    .values(last_seen_at=now))
+        if record.ip and origin.ip and origin.ip != record.ip:
+            detection.session_ip_changed(db, claims.tenant_id, record.id, claims.user_id,
+                                         record.ip, origin.ip)
         mfa_enabled = totp_enabled_at is not None
         state = _effective_state(SessionState(record.state), Role(role), mfa_enabled)
         return Identity(claims.tenant_id, claims.user_id, Role(role), record.id, state,

@@ -23,6 +23,7 @@ from portcullis.accounts.models import (
 )
 from portcullis.accounts.notifications import AccountEmail, queue
 from portcullis.accounts.sessions import IssuedSession
+from portcullis.alerts import detection
 from portcullis.audit.service import Actor, Origin, Target
 from portcullis.db import system_session, tenant_session
 from portcullis.errors import Forbidden, Unauthenticated
@@ -38,7 +39,8 @@ def login(email: str, password: str, origin: Origin) -> IssuedSession:
         passwords.verify_password(password, None)
         with system_session() as db:
             record(db, None, "auth.login_failed", Actor("anonymous"), origin,
-                   details={"reason": "unknown_email"})
+                   details={"reason": "unknown_email", "account": email.strip().lower()})
+            detection.login_failed(db, None, email, origin.ip, Actor("anonymous"))
         raise _invalid()
     with tenant_session(found.tenant_id) as db:
         user, membership = db.execute(
@@ -48,6 +50,7 @@ def login(email: str, password: str, origin: Origin) -> IssuedSession:
         if not ok or membership.status == MemberStatus.removed:
             record(db, found.tenant_id, "auth.login_failed", user_actor(user.id), origin,
                    Target("user", str(user.id)), {"reason": "wrong_password"})
+            detection.login_failed(db, found.tenant_id, email, origin.ip, user_actor(user.id))
     if not ok or membership.status == MemberStatus.removed:
         raise _invalid()
     if user.email_verified_at is None:
@@ -64,6 +67,8 @@ def login(email: str, password: str, origin: Origin) -> IssuedSession:
         issued = sessions.open_session(db, found.tenant_id, user.id, state, origin)
         record(db, found.tenant_id, "auth.login_succeeded", user_actor(user.id), origin,
                Target("session", str(issued.id)), {"session": state.value})
+        detection.identity_used(db, found.tenant_id, f"user:{user.id}", origin.ip,
+                                user_actor(user.id), "Login")
     return issued
 
 

@@ -23,6 +23,7 @@ from portcullis.accounts.notifications import AccountEmail, queue
 from portcullis.audit.service import Actor, Origin, Target
 from portcullis.db import tenant_session
 from portcullis.errors import Conflict, Forbidden, Gone, Invalid, NotFound
+from portcullis.tenants.models import Tenant
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,9 @@ def member_view(db: Session, tenant_id: uuid.UUID, member_id: uuid.UUID) -> Memb
 
 
 def _member(db: Session, tenant_id: uuid.UUID, member_id: uuid.UUID) -> Membership:
+    # The tenant row is the lock for membership changes: taken first, always, so two
+    # changes never hold member rows in opposite orders (deadlock) or race the admin count.
+    db.get(Tenant, tenant_id, with_for_update=True)
     member = db.scalars(select(Membership).where(
         Membership.id == member_id, Membership.tenant_id == tenant_id,
         Membership.status != MemberStatus.removed).with_for_update()).first()
@@ -60,17 +64,15 @@ def _member(db: Session, tenant_id: uuid.UUID, member_id: uuid.UUID) -> Membersh
     return member
 
 
-def _lock_admins(db: Session, tenant_id: uuid.UUID) -> int:
-    """Count active admins with their rows locked, so two demotions cannot race past zero."""
-    ids = db.scalars(select(Membership.id).where(
+def _active_admins(db: Session, tenant_id: uuid.UUID) -> int:
+    return int(db.scalar(select(func.count()).select_from(Membership).where(
         Membership.tenant_id == tenant_id, Membership.role == Role.admin.value,
-        Membership.status == MemberStatus.active).with_for_update()).all()
-    return len(ids)
+        Membership.status == MemberStatus.active)) or 0)
 
 
 def _guard_last_admin(db: Session, tenant_id: uuid.UUID, member: Membership) -> None:
     if member.role == Role.admin.value and member.status == MemberStatus.active \
-            and _lock_admins(db, tenant_id) <= 1:
+            and _active_admins(db, tenant_id) <= 1:
         raise Conflict("last_admin", "A tenant keeps at least one active admin.")
 
 

@@ -17,6 +17,7 @@ from portcullis.accounts.audit import record, user_actor
 from portcullis.accounts.models import RecoveryCode, SessionState, User, UserSession
 from portcullis.accounts.notifications import AccountEmail, queue
 from portcullis.accounts.secretbox import open_sealed, seal
+from portcullis.alerts import detection
 from portcullis.audit.service import Origin, Target
 from portcullis.db import tenant_session
 from portcullis.errors import Conflict, Unauthenticated
@@ -130,3 +131,4 @@ def _count_failure(db: Session, tenant_id: uuid.UUID, user_id: uuid.UUID,
         sessions.revoke(db, session_id)
     record(db, tenant_id, "auth.mfa_failed", user_actor(user_id), origin,
            Target("session", str(session_id)), {"failures": failures, "session_ended": ended})
+    detection.mfa_failed(db, tenant_id, user_id, origin.ip)

@@ -29,6 +29,11 @@ ACTIONS: dict[str, Severity] = {
     "access_key.used_from_new_ip": Severity.warning,
     "access_key.revoked": Severity.notice,
     "operator_key.created": Severity.notice,
+    "audit.exported": Severity.warning,
+    "tenant.suspended": Severity.critical,
+    "tenant.reactivated": Severity.notice,
+    "alert.delivered": Severity.info,
+    "alert.given_up": Severity.critical,
 }
 
 

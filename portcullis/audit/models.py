@@ -27,6 +27,9 @@ class AuditEvent(Base):
         UniqueConstraint("tenant_id", "seq", name="uq_audit_events_tenant_seq"),
         Index("ix_audit_events_tenant_time", "tenant_id", "occurred_at", "id"),
         Index("ix_audit_events_tenant_action_time", "tenant_id", "action", "occurred_at", "id"),
+        Index("ix_audit_events_tenant_actor_time", "tenant_id", "actor_id", "occurred_at", "id"),
+        Index("ix_audit_events_tenant_severity_time", "tenant_id", "severity", "occurred_at",
+              "id"),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()

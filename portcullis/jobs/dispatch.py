@@ -1,7 +1,7 @@
-"""Send a job's task only after the transaction that created the job has committed.
+"""Send a task only after the transaction that created its row (job, alert) has committed.
 
-If the broker is down at that moment the job simply stays ``queued``; the beat sweeper
-sends it again later. A rolled-back transaction sends nothing.
+If the broker is down at that moment the row simply stays pending; a beat sweeper sends it
+again later. A rolled-back transaction sends nothing.
 """
 
 from __future__ import annotations
@@ -16,12 +16,13 @@ log = logging.getLogger(__name__)
 _PENDING = "pending_task_sends"
 
 
-def send_after_commit(session: Session, task_name: str, job_id: uuid.UUID) -> None:
-    session.info.setdefault(_PENDING, []).append((task_name, str(job_id)))
+def send_after_commit(session: Session, task_name: str, object_id: uuid.UUID) -> None:
+    """Queue ``task_name(object_id)`` (a job or outbox row id) to be sent after commit."""
+    session.info.setdefault(_PENDING, []).append((task_name, str(object_id)))
 
 
 def send_now(task_name: str, job_id: str) -> bool:
-    """Publish one job message; False (logged, not raised) when the broker is unreachable."""
+    """Publish one message; False (logged, not raised) when the broker is unreachable."""
     from workers.celery_app import celery_app
 
     try:

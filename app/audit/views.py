@@ -1,0 +1,103 @@
+"""/api/v1/audit-events and /api/v1/audit-exports: admins, or keys with audit:read."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from flask import Blueprint, jsonify
+from flask.typing import ResponseReturnValue
+from pydantic import AwareDatetime, Field, model_validator
+
+from app.api.registry import operation
+from app.auth.guards import current_identity
+from app.auth.loader import request_origin
+from app.pagination import PageQuery, paginate
+from app.validation import RequestModel, ResponseModel, parse_body, parse_query
+from portcullis.accounts.models import Role
+from portcullis.audit import export
+from portcullis.audit.models import AuditEvent, Severity
+from portcullis.db import tenant_session
+
+bp = Blueprint("audit", __name__, url_prefix="/api/v1")
+ADMIN = (Role.admin,)
+MAX_EXPORT_SPAN = timedelta(days=366)
+
+
+class AuditQuery(PageQuery):
+    action: str | None = Field(default=None, max_length=64)
+    actor_id: str | None = Field(default=None, max_length=64)
+    severity: Severity | None = None
+    since: AwareDatetime | None = None
+    until: AwareDatetime | None = None
+
+
+class Party(ResponseModel):
+    type: str
+    id: str | None
+
+
+class AuditEventOut(ResponseModel):
+    id: uuid.UUID
+    occurred_at: datetime
+    action: str
+    severity: Severity
+    actor: Party
+    target: Party | None
+    ip: str | None
+    user_agent: str | None
+    details: dict[str, Any]
+
+
+class AuditEventsOut(ResponseModel):
+    items: list[AuditEventOut]
+    next_cursor: str | None
+
+
+class ExportIn(RequestModel):
+    since: AwareDatetime
+    until: AwareDatetime
+    format: Literal["jsonl", "csv"]
+
+    @model_validator(mode="after")
+    def _span(self) -> ExportIn:
+        if self.until <= self.since:
+            raise ValueError("until must be after since")
+        if self.until - self.since > MAX_EXPORT_SPAN:
+            raise ValueError("export at most 366 days at a time")
+        return self
+
+
+class JobAccepted(ResponseModel):
+    job_id: uuid.UUID
+
+
+@bp.get("/audit-events")
+@operation(summary="Audit events, newest first (since inclusive, until exclusive)",
+           tag="audit", roles=ADMIN, scope="audit:read", query=AuditQuery,
+           response=AuditEventsOut)
+def list_events() -> ResponseReturnValue:
+    identity = current_identity()
+    params = parse_query(AuditQuery)
+    stmt = export.query(identity.tenant_id, action=params.action, actor_id=params.actor_id,
+                        severity=params.severity.value if params.severity else None,
+                        since=params.since, until=params.until)
+    with tenant_session(identity.tenant_id) as db:
+        rows, next_cursor = paginate(db, stmt, [AuditEvent.occurred_at, AuditEvent.id],
+                                     [datetime, uuid.UUID], params)
+        items = [export.event_json(e) for e in rows]
+    return jsonify({"items": items, "next_cursor": next_cursor})
+
+
+@bp.post("/audit-exports")
+@operation(summary="Export audit events to JSONL or CSV; the job's result holds a link",
+           tag="audit", roles=ADMIN, scope="audit:read", request=ExportIn,
+           response=JobAccepted, status=202)
+def create_export() -> ResponseReturnValue:
+    identity = current_identity()
+    body = parse_body(ExportIn)
+    with tenant_session(identity.tenant_id) as db:
+        job_id = export.request_export(db, identity.tenant_id, identity.user_id, body.since,
+                                       body.until, body.format, request_origin())
+    return jsonify({"job_id": str(job_id)}), 202

@@ -1,0 +1,422 @@
+"""Shared set-up for the benchmarks: private services, seeding, gunicorn, a load client.
+
+Everything runs on this machine only: the services start in a temporary folder on free
+ports, gunicorn is started from the Procfile's ``web`` command, and load goes to 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import shlex
+import shutil
+import socket
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+HOST = "127.0.0.1"
+
+# Settings every benchmark process (this one and gunicorn) runs with. The default limit is
+# lifted so the limiter still runs on every request (as in production) but never throttles.
+BENCH_ENV = {
+    "PORTCULLIS_ENV": "test",
+    "PUBLIC_BASE_URL": "http://portcullis.bench",
+    "BCRYPT_ROUNDS": "12",  # the production default
+    "RATE_LIMIT_DEFAULT": "1000000/minute",
+}
+
+PASSWORD = "correct horse battery staple 42"
+
+
+def cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+# --- private services -------------------------------------------------------------------
+
+
+@dataclass
+class Services:
+    """LocalStack in a temp folder, the environment pointed at it, migrations applied."""
+
+    base: Path
+    stack: object
+    saved_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def logs(self) -> Path:
+        path = self.base / "bench-logs"
+        path.mkdir(exist_ok=True)
+        return path
+
+
+@contextlib.contextmanager
+def services() -> Iterator[Services]:
+    from config import get_settings
+    from portcullis.devstack.stack import LocalStack
+
+    # Not under a private (0700) temp tree: the servers run as an unprivileged account.
+    base = Path(tempfile.mkdtemp(prefix="portcullis-bench-"))
+    saved = dict(os.environ)
+    stack = None
+    try:
+        started = time.monotonic()
+        stack = LocalStack(base).start()
+        os.environ.update(stack.env())
+        os.environ.update(BENCH_ENV)
+        get_settings.cache_clear()
+        from portcullis.migrations import upgrade
+        from workers.storage import ObjectStore
+
+        upgrade()
+        ObjectStore.from_settings(get_settings()).ensure_buckets()
+        print(f"services ready in {time.monotonic() - started:.1f}s ({base})", flush=True)
+        yield Services(base, stack, saved)
+    finally:
+        from portcullis.db.engine import dispose_engines
+
+        with contextlib.suppress(Exception):
+            dispose_engines()
+        if stack is not None:
+            stack.stop()
+        shutil.rmtree(base, ignore_errors=True)
+        os.environ.clear()
+        os.environ.update(saved)
+        get_settings.cache_clear()
+
+
+# --- seeding ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Account:
+    tenant_id: uuid.UUID
+    user_id: uuid.UUID
+    email: str
+
+
+def seed_viewonly(count: int, tenants: int, password_hash: str, label: str) -> list[Account]:
+    """``count`` verified view-only members (no MFA needed), spread over ``tenants``."""
+    from portcullis.accounts.models import Membership, Role, User
+    from portcullis.db import tenant_session
+    from portcullis.tenants.models import Tenant
+
+    accounts: list[Account] = []
+    now = datetime.now(UTC)
+    per_tenant = -(-count // tenants)
+    for t in range(tenants):
+        tenant_id = uuid.uuid4()
+        members = min(per_tenant, count - len(accounts))
+        if members <= 0:
+            break
+        with tenant_session(tenant_id) as db:
+            db.add(Tenant(id=tenant_id, name=f"Bench {label} {t}"))
+            db.flush()
+            batch = []
+            for _ in range(members):
+                user_id = uuid.uuid4()
+                email = f"bench-{label}-{user_id.hex[:12]}@example.com"
+                db.add(User(id=user_id, tenant_id=tenant_id, email=email,
+                            name=f"bench {label} user", password_hash=password_hash,
+                            email_verified_at=now))
+                batch.append(Account(tenant_id, user_id, email))
+            db.flush()
+            for account in batch:
+                db.add(Membership(id=uuid.uuid4(), tenant_id=tenant_id,
+                                  user_id=account.user_id, role=Role.viewonly.value))
+        accounts.extend(batch)
+    return accounts
+
+
+def full_session(account: Account) -> str:
+    """A live, full session row and its session JWT (what the session cookie carries)."""
+    from portcullis.accounts.models import SessionState, UserSession
+    from portcullis.accounts.tokens import ABSOLUTE_LIFETIME, SessionClaims, issue
+    from portcullis.db import tenant_session
+
+    now = datetime.now(UTC)
+    session_id = uuid.uuid4()
+    expires = now + ABSOLUTE_LIFETIME
+    with tenant_session(account.tenant_id) as db:
+        db.add(UserSession(id=session_id, tenant_id=account.tenant_id,
+                           user_id=account.user_id, state=SessionState.full.value,
+                           last_seen_at=now, expires_at=expires))
+    return issue(SessionClaims(account.user_id, account.tenant_id, session_id), expires)
+
+
+# --- gunicorn -----------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def web_command(app_module: str | None = None) -> list[str]:
+    """The Procfile's ``web`` command, optionally serving another WSGI module."""
+    command = ""
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        name, _, rest = line.partition(":")
+        if name.strip() == "web":
+            command = rest.strip()
+    if not command:
+        raise RuntimeError("Procfile has no web entry")
+    argv = shlex.split(command)
+    argv[0] = str(Path(sys.executable).parent / argv[0])  # the venv's gunicorn
+    if app_module is not None:
+        if ":" not in argv[-1]:
+            raise RuntimeError(f"cannot find the WSGI module in {command!r}")
+        argv[-1] = app_module
+    return argv
+
+
+@contextlib.contextmanager
+def gunicorn(svc: Services, name: str, *, workers: int, threads: int,
+             app_module: str | None = None) -> Iterator[int]:
+    """Run the web process on a free port; yields the port, stops it afterwards."""
+    from portcullis.devstack.process import ServiceProcess
+
+    port = free_port()
+    env = dict(os.environ)
+    env.update({"PORT": str(port), "WEB_CONCURRENCY": str(workers),
+                "WEB_THREADS": str(threads), "PYTHONPATH": str(ROOT)})
+    log = svc.logs / f"{name}.log"
+    web = ServiceProcess(f"web-{name}", web_command(app_module), log, env=env, cwd=ROOT)
+    web.start()
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if not web.running:
+                raise RuntimeError(f"gunicorn exited early:\n{web.tail()}")
+            with contextlib.suppress(OSError, ValueError):
+                conn = Connection(port, timeout=5)
+                status, _ = conn.request(get("/healthz"))
+                conn.close()
+                if status == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"gunicorn not ready in 60s:\n{web.tail()}")
+            time.sleep(0.2)
+        yield port
+    except BaseException:
+        print(f"--- {log} (tail) ---\n{web.tail()}", file=sys.stderr)
+        raise
+    finally:
+        web.stop(timeout=15)
+
+
+# --- a lean keep-alive HTTP/1.1 client ----------------------------------------------------
+# The client shares the machine's cores with the server, so it is kept as cheap as possible:
+# prebuilt request bytes, one socket per thread, only status line and framing parsed.
+
+
+def get(path: str, headers: dict[str, str] | None = None) -> bytes:
+    return _request("GET", path, headers or {}, b"")
+
+
+def post_json(path: str, body: bytes, headers: dict[str, str] | None = None) -> bytes:
+    return _request("POST", path, {"Content-Type": "application/json", **(headers or {})},
+                    body)
+
+
+def _request(method: str, path: str, headers: dict[str, str], body: bytes) -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {HOST}", "User-Agent: portcullis-bench",
+             "Accept: application/json"]
+    lines += [f"{k}: {v}" for k, v in headers.items()]
+    if body or method != "GET":
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+class _Closed(ConnectionError):
+    pass
+
+
+class Connection:
+    def __init__(self, port: int, timeout: float = 30.0) -> None:
+        self.port = port
+        self.timeout = timeout
+        self.sock: socket.socket | None = None
+        self.buf = b""
+
+    def connect(self) -> None:
+        sock = socket.create_connection((HOST, self.port), timeout=self.timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock, self.buf = sock, b""
+
+    def close(self) -> None:
+        if self.sock is not None:
+            with contextlib.suppress(OSError):
+                self.sock.close()
+        self.sock, self.buf = None, b""
+
+    def request(self, raw: bytes) -> tuple[int, bytes]:
+        """Send one request and read its response; a stale keep-alive socket is reopened."""
+        for attempt in (0, 1):
+            if self.sock is None:
+                self.connect()
+            assert self.sock is not None
+            try:
+                self.sock.sendall(raw)
+                return self._response()
+            except _Closed:
+                # The server closed an idle keep-alive socket before reading the request.
+                self.close()
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _recv(self) -> bytes:
+        assert self.sock is not None
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise _Closed("connection closed by server")
+        return chunk
+
+    def _response(self) -> tuple[int, bytes]:
+        got_any = False
+        while (end := self.buf.find(b"\r\n\r\n")) < 0:
+            try:
+                self.buf += self._recv()
+            except _Closed:
+                if got_any:
+                    raise ConnectionError("connection closed mid-response") from None
+                raise
+            got_any = True
+        head = self.buf[:end].decode("latin-1").split("\r\n")
+        self.buf = self.buf[end + 4:]
+        status = int(head[0].split(" ", 2)[1])
+        headers = {}
+        for line in head[1:]:
+            key, _, value = line.partition(":")
+            headers[key.strip().lower()] = value.strip().lower()
+        if status in (204, 304) or status < 200:
+            length = 0
+        elif "content-length" in headers:
+            length = int(headers["content-length"])
+        else:
+            raise ValueError(f"unsupported response framing: {headers}")
+        while len(self.buf) < length:
+            try:
+                self.buf += self._recv()
+            except _Closed:
+                raise ConnectionError("connection closed mid-body") from None
+        body, self.buf = self.buf[:length], self.buf[length:]
+        if headers.get("connection") == "close":
+            self.close()
+        return status, body
+
+
+# --- load ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Load:
+    requests: int
+    ok: int
+    elapsed: float
+    statuses: Counter[str]
+
+    @property
+    def rate(self) -> float:
+        return self.ok / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def errors(self) -> int:
+        return self.requests - self.ok
+
+    def describe(self) -> str:
+        bad = {k: v for k, v in self.statuses.items() if k != "ok"}
+        extra = f", errors {dict(bad)}" if bad else ""
+        return (f"{self.ok}/{self.requests} ok in {self.elapsed:.2f}s"
+                f" = {self.rate:,.1f}/s{extra}")
+
+
+def run_load(port: int, build: Callable[[int, int], bytes],
+             check: Callable[[int, bytes], bool], *, total: int, concurrency: int,
+             time_limit: float) -> Load:
+    """Send ``total`` requests over ``concurrency`` keep-alive connections, or stop at
+    ``time_limit`` seconds. ``build(seq, conn_index)`` makes request ``seq``.
+
+    Connections are opened before the clock starts; the rate counts successful responses.
+    """
+    sequence = itertools.count()
+    statuses: Counter[str] = Counter()
+    lock = threading.Lock()
+    finished: list[float] = []
+    started: list[float] = []
+
+    def mark_start() -> None:
+        started.append(time.perf_counter())
+
+    barrier = threading.Barrier(concurrency, action=mark_start)
+
+    def worker(index: int) -> None:
+        conn = Connection(port)
+        local: Counter[str] = Counter()
+        try:
+            try:
+                conn.connect()
+            except OSError:
+                barrier.abort()
+                local["connect_failed"] += 1
+                return
+            try:
+                barrier.wait()
+            except threading.BrokenBarrierError:
+                return
+            deadline = started[0] + time_limit
+            while True:
+                seq = next(sequence)
+                if seq >= total or time.perf_counter() > deadline:
+                    break
+                try:
+                    status, body = conn.request(build(seq, index))
+                except (OSError, ValueError) as exc:
+                    local[type(exc).__name__] += 1
+                    conn.close()
+                    continue
+                local["ok" if check(status, body) else str(status)] += 1
+        finally:
+            conn.close()
+            with lock:
+                statuses.update(local)
+                finished.append(time.perf_counter())
+
+    threads = [threading.Thread(target=worker, args=(i,), daemon=True)
+               for i in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = max(finished) - started[0] if started and finished else 0.0
+    return Load(sum(statuses.values()), statuses["ok"], elapsed, statuses)
+
+
+# --- reporting ----------------------------------------------------------------------------
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else 0.0
+
+
+def verdict(name: str, ratio: float, goal: float, what: str) -> bool:
+    met = ratio >= goal
+    print(f"[{name}] ratio {what} = {ratio:.3f}   goal >= {goal}   "
+          f"{'MET' if met else 'NOT MET'}", flush=True)
+    return met

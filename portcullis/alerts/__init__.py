@@ -1,0 +1,1 @@
+"""Unusual-activity detection and the outbox of signed SIEM webhooks."""

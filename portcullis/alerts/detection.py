@@ -1,0 +1,146 @@
+"""The rules of API.md's SIEM section, evaluated where their events happen.
+
+Counters are sliding windows in Redis; a rule fires once per identity and window (a
+``SET NX EX`` marks it), not once per event. The IPs an identity has used live in
+PostgreSQL (``seen_ips``). Each rule is called with the session that records the causing
+event, so the alert commits with it. If Redis is unreachable a counting rule is skipped
+(logged): detection never breaks the request that triggered it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import redis
+from sqlalchemy import exists, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from config import get_settings
+from portcullis.alerts.models import SeenIP
+from portcullis.alerts.service import AlertType, raise_alert
+from portcullis.audit.models import Severity
+from portcullis.audit.service import Actor
+from portcullis.redis_client import get_redis
+
+log = logging.getLogger(__name__)
+PREFIX = "portcullis:detect"
+
+
+def _hash(value: str) -> str:
+    return hashlib.sha256(value.strip().lower().encode()).hexdigest()[:32]
+
+
+def _count(key: str, window: int) -> int:
+    """Events in the last ``window`` seconds, this one included."""
+    now = time.time()
+    pipe = get_redis().pipeline()
+    pipe.zadd(key, {uuid.uuid4().hex: now})
+    pipe.zremrangebyscore(key, 0, now - window)
+    pipe.zcard(key)
+    pipe.expire(key, window)
+    return int(pipe.execute()[2])
+
+
+def _first_in_window(key: str, window: int) -> bool:
+    return bool(get_redis().set(f"{key}:fired", 1, nx=True, ex=window))
+
+
+def _threshold(key: str, threshold: int, window: int) -> int | None:
+    """The count when it has reached ``threshold`` and the rule has not fired in this window."""
+    try:
+        count = _count(key, window)
+        if count >= threshold and _first_in_window(key, window):
+            return count
+    except redis.RedisError as exc:
+        log.warning("detection skipped, Redis unavailable: %s", type(exc).__name__)
+    return None
+
+
+def login_failed(db: Session, tenant_id: uuid.UUID | None, email: str, ip: str | None,
+                 actor: Actor) -> None:
+    settings = get_settings()
+    window = settings.ALERT_FAILED_LOGINS_WINDOW_SECONDS
+    count = _threshold(f"{PREFIX}:login-failed:account:{_hash(email)}",
+                       settings.ALERT_FAILED_LOGINS_PER_ACCOUNT, window)
+    if count is not None:
+        raise_alert(db, tenant_id, AlertType.failed_logins, Severity.warning,
+                    f"{count} failed logins for one account in {window // 60} minutes",
+                    actor, ip, {"scope": "account", "account": email.strip().lower(),
+                                "count": count, "window_seconds": window})
+    if ip:
+        count = _threshold(f"{PREFIX}:login-failed:ip:{ip}",
+                           settings.ALERT_FAILED_LOGINS_PER_IP, window)
+        if count is not None:
+            raise_alert(db, tenant_id, AlertType.failed_logins, Severity.warning,
+                        f"{count} failed logins from one IP in {window // 60} minutes",
+                        actor, ip, {"scope": "ip", "count": count, "window_seconds": window})
+
+
+def mfa_failed(db: Session, tenant_id: uuid.UUID, user_id: uuid.UUID, ip: str | None) -> None:
+    settings = get_settings()
+    window = settings.ALERT_MFA_FAILURES_WINDOW_SECONDS
+    count = _threshold(f"{PREFIX}:mfa-failed:{user_id}", settings.ALERT_MFA_FAILURES, window)
+    if count is not None:
+        raise_alert(db, tenant_id, AlertType.mfa_failures, Severity.warning,
+                    f"{count} wrong MFA codes for one user in {window // 60} minutes",
+                    Actor("user", str(user_id)), ip, {"count": count, "window_seconds": window})
+
+
+def deletion(db: Session, tenant_id: uuid.UUID, actor: Actor, ip: str | None) -> None:
+    settings = get_settings()
+    window = settings.ALERT_MASS_DELETIONS_WINDOW_SECONDS
+    count = _threshold(f"{PREFIX}:deletions:{tenant_id}:{actor.type}:{actor.id}",
+                       settings.ALERT_MASS_DELETIONS, window)
+    if count is not None:
+        raise_alert(db, tenant_id, AlertType.mass_deletion, Severity.critical,
+                    f"{count} deletions by one actor in {window // 60} minutes", actor, ip,
+                    {"count": count, "window_seconds": window})
+
+
+def ip_is_new(db: Session, tenant_id: uuid.UUID, identity: str, ip: str | None) -> bool:
+    """Record that ``identity`` used ``ip``; True if that is a new IP for an identity with a
+    history (unseen for ALERT_NEW_IP_DAYS). The first use only starts the history."""
+    if not ip:
+        return False
+    now = datetime.now(UTC)
+    horizon = now - timedelta(days=get_settings().ALERT_NEW_IP_DAYS)
+    has_history = db.scalar(select(exists().where(SeenIP.tenant_id == tenant_id,
+                                                  SeenIP.identity == identity)))
+    recent = db.scalar(select(exists().where(
+        SeenIP.tenant_id == tenant_id, SeenIP.identity == identity, SeenIP.ip == ip,
+        SeenIP.last_seen_at >= horizon)))
+    db.execute(insert(SeenIP).values(tenant_id=tenant_id, identity=identity, ip=ip,
+                                     first_seen_at=now, last_seen_at=now)
+               .on_conflict_do_update(constraint="uq_seen_ips_identity_ip",
+                                      set_={"last_seen_at": now}))
+    return bool(has_history and not recent)
+
+
+def identity_used(db: Session, tenant_id: uuid.UUID, identity: str, ip: str | None,
+                  actor: Actor, how: str) -> bool:
+    """The new-IP rule for a login or a key use; returns whether the IP was new."""
+    if not ip_is_new(db, tenant_id, identity, ip):
+        return False
+    raise_alert(db, tenant_id, AlertType.new_ip, Severity.warning,
+                f"{how} from an IP not seen for this identity in "
+                f"{get_settings().ALERT_NEW_IP_DAYS} days", actor, ip, {"identity": identity})
+    return True
+
+
+def session_ip_changed(db: Session, tenant_id: uuid.UUID, session_id: uuid.UUID,
+                       user_id: uuid.UUID, first_ip: str, ip: str) -> None:
+    try:
+        fresh = get_redis().set(f"{PREFIX}:session-ip:{session_id}:{ip}", 1, nx=True,
+                                ex=13 * 3600)
+    except redis.RedisError as exc:
+        log.warning("detection skipped, Redis unavailable: %s", type(exc).__name__)
+        return
+    if fresh:
+        raise_alert(db, tenant_id, AlertType.session_ip_change, Severity.warning,
+                    "One session used from a second IP", Actor("user", str(user_id)), ip,
+                    {"session_id": str(session_id), "first_ip": first_ip})

@@ -1,0 +1,1 @@
+"""Share links: opaque, expiring, revocable URLs that stream a stored object."""
