@@ -27,6 +27,7 @@ TEST_ENV = {
     "JOB_LEASE_SECONDS": "6",
     "BROKER_VISIBILITY_TIMEOUT": "3600",
     "SFTP_PUBLIC_HOST": "sftp.portcullis.test",
+    "ALERT_RETRY_BASE_SECONDS": "0.5",
 }
 
 
