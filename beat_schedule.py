@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from celery.schedules import crontab
+
 from config import Settings
 
 
@@ -14,6 +16,11 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "task": "tasks.maintenance.requeue_stuck_jobs",
             "schedule": float(sweep_every),
             "options": {"expires": float(sweep_every)},
+        },
+        "expire-files": {
+            "task": "tasks.files.expire_files",
+            "schedule": crontab(minute=7),
+            "options": {"expires": 3000.0},
         },
         "sweep-alerts": {
             "task": "tasks.alerts.sweep_alerts",

@@ -349,11 +349,14 @@ class Load:
 
 def run_load(port: int, build: Callable[[int, int], bytes],
              check: Callable[[int, bytes], bool], *, total: int, concurrency: int,
-             time_limit: float) -> Load:
+             time_limit: float, reconnect_every: int = 0) -> Load:
     """Send ``total`` requests over ``concurrency`` keep-alive connections, or stop at
     ``time_limit`` seconds. ``build(seq, conn_index)`` makes request ``seq``.
 
     Connections are opened before the clock starts; the rate counts successful responses.
+    gunicorn's workers each keep the connections they accepted, so a long-lived connection
+    set can pin most of the load on one worker; ``reconnect_every`` (requests) reopens each
+    connection now and then so the workers' share evens out, as behind a real proxy.
     """
     sequence = itertools.count()
     statuses: Counter[str] = Counter()
@@ -369,6 +372,7 @@ def run_load(port: int, build: Callable[[int, int], bytes],
     def worker(index: int) -> None:
         conn = Connection(port)
         local: Counter[str] = Counter()
+        sent = 0
         try:
             try:
                 conn.connect()
@@ -385,6 +389,9 @@ def run_load(port: int, build: Callable[[int, int], bytes],
                 seq = next(sequence)
                 if seq >= total or time.perf_counter() > deadline:
                     break
+                sent += 1
+                if reconnect_every and sent % reconnect_every == 0:
+                    conn.close()
                 try:
                     status, body = conn.request(build(seq, index))
                 except (OSError, ValueError) as exc:

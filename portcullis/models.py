@@ -13,13 +13,18 @@ from portcullis.alerts.models import Alert, SeenIP
 from portcullis.audit.models import AuditEvent
 from portcullis.jobs.models import Job
 from portcullis.links.models import ShareLink
+from portcullis.storage.models import Bucket, BucketPermission, EgressDaily, File, Upload
 from portcullis.tenants.models import Tenant
 
 __all__ = [
     "AccessKey",
     "Alert",
     "AuditEvent",
+    "Bucket",
+    "BucketPermission",
+    "EgressDaily",
     "EmailToken",
+    "File",
     "Invitation",
     "Job",
     "Membership",
@@ -28,6 +33,7 @@ __all__ = [
     "SeenIP",
     "ShareLink",
     "Tenant",
+    "Upload",
     "User",
     "UserSession",
 ]

@@ -22,7 +22,10 @@ QUEUES = ("default", "scan", "sftp", "billing", "alerts", "email", "exports")
 # Task name prefix → queue. Task modules are named after their queue.
 ROUTES = {f"tasks.{queue}.*": {"queue": queue} for queue in QUEUES if queue != "default"}
 
-TASK_MODULES = ["tasks.maintenance", "tasks.email", "tasks.alerts", "tasks.exports"]
+TASK_MODULES = [
+    "tasks.maintenance", "tasks.email", "tasks.alerts", "tasks.exports", "tasks.scan",
+    "tasks.files",
+]
 
 LONGEST_TASK_SECONDS = 3600
 

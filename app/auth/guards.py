@@ -15,9 +15,11 @@ from flask_login import current_user
 
 from app.auth.loader import CSRF_COOKIE, CSRF_HEADER
 from app.problems import Problem
+from portcullis.accounts.caller import Caller
 from portcullis.accounts.identity import Identity, OperatorIdentity
 from portcullis.accounts.models import SessionState
 from portcullis.accounts.tokens import csrf_matches
+from portcullis.audit.service import Actor
 from portcullis.tenants.models import TenantStatus
 
 if TYPE_CHECKING:
@@ -84,3 +86,13 @@ def guard(op: Operation, view: Callable[..., Any]) -> Callable[..., Any]:
         return view(*args, **kwargs)
 
     return guarded
+
+
+def current_caller() -> Caller:
+    """The identity as domain services take it; a key acts as itself with its creator's role."""
+    from app.auth.loader import request_origin
+
+    identity = current_identity()
+    actor = (Actor("access_key", str(identity.access_key_id)) if identity.access_key_id
+             else Actor("user", str(identity.user_id)))
+    return Caller(identity.tenant_id, identity.user_id, identity.role, actor, request_origin())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from urllib.parse import quote
 
 from flask import Blueprint, Response
@@ -28,8 +29,17 @@ def download(token: str) -> ResponseReturnValue:
 
     found = links.resolve(token)
     store = ObjectStore.from_settings(get_settings())
-    chunks = store.open_stream(found.bucket, found.object_key)
-    response = Response(chunks, mimetype=None, content_type=found.content_type,
+
+    def counted() -> Iterator[bytes]:
+        sent = 0
+        try:
+            for chunk in store.open_stream(found.bucket, found.object_key):
+                sent += len(chunk)
+                yield chunk
+        finally:
+            links.count_egress(found, sent)  # what was actually served, even if cut short
+
+    response = Response(counted(), mimetype=None, content_type=found.content_type,
                         direct_passthrough=True)
     response.headers["Content-Disposition"] = content_disposition(found.filename)
     response.headers["Cache-Control"] = "private, no-store"

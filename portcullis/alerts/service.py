@@ -32,7 +32,6 @@ from portcullis.redaction import scrub
 log = logging.getLogger(__name__)
 
 DELIVER_TASK = "tasks.alerts.deliver_alert"
-LEASE = timedelta(seconds=60)
 
 
 class AlertType(StrEnum):
@@ -72,14 +71,17 @@ def raise_alert(db: Session, tenant_id: uuid.UUID | None, alert_type: AlertType,
 
 
 def _claim(alert_id: uuid.UUID) -> dict[str, Any] | None:
+    """Hold the alert for one attempt; a worker that dies lets the lease (JOB_LEASE_SECONDS)
+    run out and the sweeper hands the alert to another."""
     now = _now()
+    lease = timedelta(seconds=get_settings().JOB_LEASE_SECONDS)
     with system_session() as db:
         return db.scalar(
             update(Alert)
             .where(Alert.id == alert_id, Alert.status == AlertStatus.pending,
                    Alert.next_attempt_at <= now,
                    or_(Alert.locked_until.is_(None), Alert.locked_until < now))
-            .values(locked_until=now + LEASE, attempts=Alert.attempts + 1)
+            .values(locked_until=now + lease, attempts=Alert.attempts + 1)
             .returning(Alert.payload))
 
 

@@ -24,6 +24,8 @@ class ShareLink(Base):
     content_type: Mapped[str] = mapped_column(String(127))
     size: Mapped[int | None] = mapped_column(BigInteger)
     created_by_user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    file_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
+    bucket_id: Mapped[uuid.UUID | None]
     expires_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = created_at()

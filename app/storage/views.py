@@ -1,0 +1,248 @@
+"""Buckets, permissions, lifecycle, uploads, files and file links (API.md's table)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from flask import Blueprint, Response, jsonify, request
+from flask.typing import ResponseReturnValue
+from pydantic import Field
+
+from app.api.registry import operation
+from app.auth.guards import current_caller
+from app.pagination import PageQuery, paginate
+from app.problems import Problem
+from app.storage.multipart import FilePart
+from app.validation import RequestModel, ResponseModel, parse_body, parse_query
+from portcullis.accounts.models import Role
+from portcullis.db import tenant_session
+from portcullis.links import service as links
+from portcullis.storage import buckets, files, intake
+from portcullis.storage.models import Bucket, File, Upload
+
+bp = Blueprint("storage", __name__, url_prefix="/api/v1")
+
+ADMIN = (Role.admin,)
+ADMIN_MANAGER = (Role.admin, Role.manager)
+
+
+class BucketIn(RequestModel):
+    name: str = Field(min_length=3, max_length=63, pattern=r"^[a-z0-9-]+$")
+
+
+class BucketOut(ResponseModel):
+    id: uuid.UUID
+    name: str
+    created_at: datetime
+    bytes: int
+    objects: int
+
+
+class BucketsOut(ResponseModel):
+    items: list[BucketOut]
+    next_cursor: str | None
+
+
+class PermissionIn(RequestModel):
+    read: bool
+    write: bool
+    delete: bool
+
+
+class PermissionOut(ResponseModel):
+    bucket_id: uuid.UUID
+    member_id: uuid.UUID
+    read: bool
+    write: bool
+    delete: bool
+
+
+class LifecycleIn(RequestModel):
+    expire_after_days: int | None = Field(ge=1, le=3650)
+
+
+class LifecycleOut(ResponseModel):
+    bucket_id: uuid.UUID
+    expire_after_days: int | None
+
+
+class UploadAccepted(ResponseModel):
+    id: uuid.UUID
+    status: Literal["pending"]
+    job_id: uuid.UUID
+
+
+class UploadOut(ResponseModel):
+    id: uuid.UUID
+    status: Literal["pending", "scanning", "clean", "rejected", "infected"]
+    reason: str | None
+    file_id: uuid.UUID | None
+
+
+class FileOut(ResponseModel):
+    id: uuid.UUID
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+    created_at: datetime
+
+
+class FilesOut(ResponseModel):
+    items: list[FileOut]
+    next_cursor: str | None
+
+
+class LinkIn(RequestModel):
+    expires_in: int = Field(default=3600, ge=60, le=604800)
+
+
+class LinkOut(ResponseModel):
+    id: uuid.UUID
+    url: str
+    expires_at: datetime
+
+
+def _bucket_out(view: buckets.BucketView) -> dict[str, object]:
+    return BucketOut.model_validate(view).model_dump(mode="json")
+
+
+@bp.get("/buckets")
+@operation(summary="Buckets the caller may read", tag="buckets", scope="buckets:read",
+           query=PageQuery, response=BucketsOut)
+def list_buckets() -> ResponseReturnValue:
+    caller = current_caller()
+    page = parse_query(PageQuery)
+    with tenant_session(caller.tenant_id) as db:
+        rows, next_cursor = paginate(db, buckets.readable_query(db, caller),
+                                     [Bucket.created_at, Bucket.id], [datetime, uuid.UUID],
+                                     page, descending=False)
+        items = [_bucket_out(v) for v in buckets.views_of(db, rows)]
+    return jsonify({"items": items, "next_cursor": next_cursor})
+
+
+@bp.post("/buckets")
+@operation(summary="Create a bucket", tag="buckets", scope="buckets:write",
+           roles=ADMIN_MANAGER, writes=True, request=BucketIn, response=BucketOut, status=201,
+           errors=(409,))
+def create_bucket() -> ResponseReturnValue:
+    caller = current_caller()
+    body = parse_body(BucketIn)
+    with tenant_session(caller.tenant_id) as db:
+        bucket = buckets.create(db, caller, body.name)
+        out = _bucket_out(buckets.views_of(db, [bucket])[0])
+    return jsonify(out), 201
+
+
+@bp.delete("/buckets/<uuid:bucket_id>")
+@operation(summary="Delete an empty bucket", tag="buckets", scope="buckets:write",
+           roles=ADMIN, writes=True, status=204, errors=(404, 409))
+def delete_bucket(bucket_id: uuid.UUID) -> ResponseReturnValue:
+    caller = current_caller()
+    with tenant_session(caller.tenant_id) as db:
+        buckets.delete(db, caller, bucket_id)
+    return Response(status=204)
+
+
+@bp.put("/buckets/<uuid:bucket_id>/permissions/<uuid:member_id>")
+@operation(summary="Grant a member rights on a bucket (view-only: read only)",
+           tag="buckets", scope="buckets:write", roles=ADMIN_MANAGER, writes=True,
+           request=PermissionIn, response=PermissionOut, errors=(404,))
+def put_permission(bucket_id: uuid.UUID, member_id: uuid.UUID) -> ResponseReturnValue:
+    caller = current_caller()
+    body = parse_body(PermissionIn)
+    with tenant_session(caller.tenant_id) as db:
+        granted = buckets.set_permissions(db, caller, bucket_id, member_id, body.read,
+                                          body.write, body.delete)
+    return jsonify({"bucket_id": str(bucket_id), "member_id": str(member_id),
+                    "read": granted.read, "write": granted.write, "delete": granted.delete})
+
+
+@bp.put("/buckets/<uuid:bucket_id>/lifecycle")
+@operation(summary="Expire files older than N days (null: keep)", tag="buckets",
+           scope="buckets:write", roles=ADMIN_MANAGER, writes=True, request=LifecycleIn,
+           response=LifecycleOut, errors=(404,))
+def put_lifecycle(bucket_id: uuid.UUID) -> ResponseReturnValue:
+    caller = current_caller()
+    body = parse_body(LifecycleIn)
+    with tenant_session(caller.tenant_id) as db:
+        bucket = buckets.set_lifecycle(db, caller, bucket_id, body.expire_after_days)
+        out = {"bucket_id": str(bucket.id), "expire_after_days": bucket.expire_after_days}
+    return jsonify(out)
+
+
+@bp.post("/buckets/<uuid:bucket_id>/uploads")
+@operation(summary="Upload a file (multipart field `file`); it is scanned before it exists",
+           tag="files", scope="files:write", writes=True, response=UploadAccepted,
+           status=202, errors=(404, 413, 415),
+           extra={"requestBody": {"required": True, "content": {"multipart/form-data": {
+               "schema": {"type": "object", "required": ["file"], "properties": {
+                   "file": {"type": "string", "format": "binary"}}}}}}})
+def upload(bucket_id: uuid.UUID) -> ResponseReturnValue:
+    caller = current_caller()
+    intake.check_bucket(caller, bucket_id)
+    boundary = request.mimetype_params.get("boundary")
+    if request.mimetype != "multipart/form-data" or not boundary:
+        raise Problem(415, "unsupported_media_type", "Send multipart/form-data.")
+    part = FilePart(request.stream, boundary.encode()).open()
+    filename = intake.check_type(part.filename, part.content_type)
+    received = intake.receive(caller, bucket_id, filename, part.content_type, part.chunks())
+    return jsonify({"id": str(received.id), "status": "pending",
+                    "job_id": str(received.job_id)}), 202
+
+
+@bp.get("/uploads/<uuid:upload_id>")
+@operation(summary="An upload's verdict: the uploader or an admin", tag="files",
+           scope="files:read", response=UploadOut, errors=(404,))
+def get_upload(upload_id: uuid.UUID) -> ResponseReturnValue:
+    caller = current_caller()
+    with tenant_session(caller.tenant_id) as db:
+        row = db.get(Upload, upload_id)
+        if row is None or row.tenant_id != caller.tenant_id or not (
+                caller.role is Role.admin or row.uploader_user_id == caller.user_id):
+            raise Problem(404, "not_found", "No such upload.")
+        out = {"id": str(row.id), "status": row.status, "reason": row.reason,
+               "file_id": str(row.file_id) if row.file_id else None}
+    return jsonify(out)
+
+
+@bp.get("/buckets/<uuid:bucket_id>/files")
+@operation(summary="Files of a bucket", tag="files", scope="files:read", query=PageQuery,
+           response=FilesOut, errors=(404,))
+def list_files(bucket_id: uuid.UUID) -> ResponseReturnValue:
+    caller = current_caller()
+    page = parse_query(PageQuery)
+    with tenant_session(caller.tenant_id) as db:
+        rows, next_cursor = paginate(db, files.files_query(db, caller, bucket_id),
+                                     [File.created_at, File.id], [datetime, uuid.UUID], page)
+        items = [FileOut.model_validate(f).model_dump(mode="json") for f in rows]
+    return jsonify({"items": items, "next_cursor": next_cursor})
+
+
+@bp.delete("/files/<uuid:file_id>")
+@operation(summary="Delete a file (storage object and record)", tag="files",
+           scope="files:delete", writes=True, status=204, errors=(404,))
+def delete_file(file_id: uuid.UUID) -> ResponseReturnValue:
+    files.delete(current_caller(), file_id)
+    return Response(status=204)
+
+
+@bp.post("/files/<uuid:file_id>/links")
+@operation(summary="Create an expiring share link", tag="links", scope="files:read",
+           request=LinkIn, response=LinkOut, status=201, errors=(404,))
+def create_link(file_id: uuid.UUID) -> ResponseReturnValue:
+    caller = current_caller()
+    body = parse_body(LinkIn) if request.content_length else LinkIn()
+    new = links.create_for_file(caller, file_id, body.expires_in)
+    return jsonify({"id": str(new.link.id), "url": new.url,
+                    "expires_at": new.link.expires_at.isoformat()}), 201
+
+
+@bp.delete("/links/<uuid:link_id>")
+@operation(summary="Revoke a share link: its creator or an admin", tag="links",
+           scope="files:read", status=204, errors=(404,))
+def revoke_link(link_id: uuid.UUID) -> ResponseReturnValue:
+    links.revoke(current_caller(), link_id)
+    return Response(status=204)

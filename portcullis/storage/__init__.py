@@ -1,0 +1,1 @@
+"""Buckets, permissions, uploads (quarantine → scan → file), files and egress."""

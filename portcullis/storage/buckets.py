@@ -1,0 +1,104 @@
+"""Buckets: create, list what the caller may read, delete when empty, grant, lifecycle."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from portcullis.accounts.caller import Caller
+from portcullis.accounts.models import Membership, MemberStatus, Role
+from portcullis.audit.service import Target
+from portcullis.errors import Conflict, Invalid, NotFound
+from portcullis.storage import access
+from portcullis.storage.events import record
+from portcullis.storage.models import Bucket, BucketPermission, File, Upload, UploadStatus
+
+
+@dataclass(frozen=True)
+class BucketView:
+    id: uuid.UUID
+    name: str
+    created_at: datetime
+    bytes: int
+    objects: int
+
+
+def create(db: Session, caller: Caller, name: str) -> Bucket:
+    bucket = Bucket(tenant_id=caller.tenant_id, name=name)
+    try:
+        with db.begin_nested():
+            db.add(bucket)
+            db.flush()
+    except IntegrityError:
+        raise Conflict("bucket_exists", "A bucket with this name exists.") from None
+    record(db, caller.tenant_id, "bucket.created", caller.actor, caller.origin,
+           Target("bucket", str(bucket.id)), {"name": name})
+    return bucket
+
+
+def readable_query(db: Session, caller: Caller) -> Select[tuple[Bucket]]:
+    stmt = select(Bucket).where(Bucket.tenant_id == caller.tenant_id)
+    ids = access.readable_bucket_ids(db, caller)
+    return stmt if ids is None else stmt.where(Bucket.id.in_(ids))
+
+
+def views_of(db: Session, buckets: list[Bucket]) -> list[BucketView]:
+    totals = dict((row.bucket_id, (row.bytes, row.objects)) for row in db.execute(
+        select(File.bucket_id, func.coalesce(func.sum(File.size), 0).label("bytes"),
+               func.count().label("objects"))
+        .where(File.bucket_id.in_([b.id for b in buckets])).group_by(File.bucket_id)))
+    return [BucketView(b.id, b.name, b.created_at, int(totals.get(b.id, (0, 0))[0]),
+                       int(totals.get(b.id, (0, 0))[1])) for b in buckets]
+
+
+def delete(db: Session, caller: Caller, bucket_id: uuid.UUID) -> None:
+    bucket = access.bucket_for(db, caller, bucket_id, "delete", lock=True)
+    busy = db.scalar(select(func.count()).select_from(File).where(File.bucket_id == bucket.id))
+    busy = busy or db.scalar(select(func.count()).select_from(Upload).where(
+        Upload.bucket_id == bucket.id,
+        Upload.status.in_([UploadStatus.pending, UploadStatus.scanning])))
+    if busy:
+        raise Conflict("bucket_not_empty", "Delete the bucket's files first.")
+    db.execute(BucketPermission.__table__.delete().where(BucketPermission.bucket_id == bucket.id))
+    record(db, caller.tenant_id, "bucket.deleted", caller.actor, caller.origin,
+           Target("bucket", str(bucket.id)), {"name": bucket.name})
+    db.delete(bucket)
+
+
+def set_permissions(db: Session, caller: Caller, bucket_id: uuid.UUID,
+                    member_id: uuid.UUID, read: bool, write: bool, delete: bool) -> Rights:
+    bucket = access.bucket_for(db, caller, bucket_id, "read")
+    member = db.scalars(select(Membership).where(
+        Membership.id == member_id, Membership.tenant_id == caller.tenant_id,
+        Membership.status != MemberStatus.removed)).first()
+    if member is None:
+        raise NotFound("member")
+    if member.role == Role.viewonly and (write or delete):
+        raise Invalid("viewonly_read_only", "View-only members can be granted read only.")
+    if (write or delete) and not read:
+        raise Invalid("validation_error", "Write and delete need read.")
+    values = {"can_read": read, "can_write": write, "can_delete": delete}
+    db.execute(insert(BucketPermission).values(
+        tenant_id=caller.tenant_id, bucket_id=bucket.id, membership_id=member.id, **values)
+        .on_conflict_do_update(constraint="uq_bucket_permissions_member", set_=values))
+    record(db, caller.tenant_id, "bucket.permissions_changed", caller.actor, caller.origin,
+           Target("bucket", str(bucket.id)), {"member_id": str(member.id), **values})
+    return Rights(read, write, delete)
+
+
+def set_lifecycle(db: Session, caller: Caller, bucket_id: uuid.UUID,
+                  expire_after_days: int | None) -> Bucket:
+    bucket = access.bucket_for(db, caller, bucket_id, "read", lock=True)
+    bucket.expire_after_days = expire_after_days
+    record(db, caller.tenant_id, "bucket.lifecycle_changed", caller.actor, caller.origin,
+           Target("bucket", str(bucket.id)), {"expire_after_days": expire_after_days})
+    return bucket
+
+
+Rights = access.Rights

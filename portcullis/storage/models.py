@@ -1,0 +1,108 @@
+"""Buckets and what lives in them. Nothing becomes a File until its upload is scanned clean."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from enum import StrEnum
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from portcullis.db.base import Base, created_at, uuid_pk
+
+
+class Bucket(Base):
+    __tablename__ = "buckets"
+    __table_args__ = (UniqueConstraint("tenant_id", "name", name="uq_buckets_tenant_name"),)
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id"), index=True)
+    name: Mapped[str] = mapped_column(String(63))
+    expire_after_days: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = created_at()
+
+
+class BucketPermission(Base):
+    __tablename__ = "bucket_permissions"
+    __table_args__ = (
+        UniqueConstraint("bucket_id", "membership_id", name="uq_bucket_permissions_member"),
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id"), index=True)
+    bucket_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("buckets.id", ondelete="CASCADE"))
+    membership_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("memberships.id"), index=True)
+    can_read: Mapped[bool] = mapped_column(Boolean, default=False)
+    can_write: Mapped[bool] = mapped_column(Boolean, default=False)
+    can_delete: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class UploadStatus(StrEnum):
+    pending = "pending"
+    scanning = "scanning"
+    clean = "clean"
+    rejected = "rejected"
+    infected = "infected"
+
+
+class Upload(Base):
+    __tablename__ = "uploads"
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id"), index=True)
+    bucket_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("buckets.id"), index=True)
+    uploader_user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    job_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("jobs.id"))
+    status: Mapped[str] = mapped_column(String(16), default=UploadStatus.pending)
+    reason: Mapped[str | None] = mapped_column(String(32))
+    filename: Mapped[str] = mapped_column(String(255))
+    declared_type: Mapped[str] = mapped_column(String(127))
+    size: Mapped[int] = mapped_column(BigInteger)
+    quarantine_key: Mapped[str] = mapped_column(String(255))
+    file_key: Mapped[str | None] = mapped_column(String(255))  # chosen once, reused on retry
+    sniffed_type: Mapped[str | None] = mapped_column(String(127))
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    file_id: Mapped[uuid.UUID | None]
+    created_at: Mapped[datetime] = created_at()
+    finished_at: Mapped[datetime | None]
+
+
+class File(Base):
+    __tablename__ = "files"
+    __table_args__ = (Index("ix_files_bucket_created", "bucket_id", "created_at", "id"),)
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id"), index=True)
+    bucket_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("buckets.id"))
+    upload_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("uploads.id"), unique=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(127))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    storage_key: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = created_at()
+
+
+class EgressDaily(Base):
+    """Bytes served through share links, per tenant, bucket and day (billing reads this)."""
+
+    __tablename__ = "egress_daily"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "bucket_id", "day", name="uq_egress_daily_bucket_day"),
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id"), index=True)
+    bucket_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("buckets.id", ondelete="CASCADE"))
+    day: Mapped[date] = mapped_column(Date)
+    bytes: Mapped[int] = mapped_column(BigInteger, default=0)

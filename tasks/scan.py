@@ -1,0 +1,15 @@
+"""Virus scan and type check of uploads on the ``scan`` queue."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from portcullis.storage import scan
+from workers.job_runner import JobContext, job_task
+
+
+@job_task("tasks.scan.scan_upload", soft_time_limit=600, time_limit=660)
+def scan_upload(ctx: JobContext) -> dict[str, Any]:
+    assert ctx.tenant_id is not None
+    return scan.scan_upload(ctx.tenant_id, uuid.UUID(ctx.job.args["upload_id"]), ctx.progress)

@@ -1,0 +1,237 @@
+"""Rate limits, kept in the shared Redis: failed logins per account and per IP (successes
+free), MFA verification per session, the default limit per identity, and login failing
+closed when the limit store is down.
+
+Every test uses its own accounts and client addresses, so tests do not share counters.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from limits import parse as parse_limit
+from werkzeug.test import TestResponse
+
+from config import get_settings
+from portcullis.accounts.models import Role, SessionState
+from portcullis.devstack.stack import LocalStack
+from tests.support.factories import LoggedIn, Member, make_member, make_session, make_tenant
+
+pytestmark = pytest.mark.usefixtures("stack")
+
+LOGIN = "/api/v1/auth/login"
+ME = "/api/v1/auth/me"
+MEMBERS = "/api/v1/members"
+SESSIONS = "/api/v1/auth/sessions"
+MFA_VERIFY = "/api/v1/auth/mfa/verify"
+WRONG = "definitely not the password"
+TEST_NET = ipaddress.ip_network("198.18.0.0/15")
+
+
+def _ip() -> str:
+    return str(TEST_NET[secrets.randbelow(TEST_NET.num_addresses - 2) + 1])
+
+
+def _client(app: Flask, ip: str | None = None, who: LoggedIn | None = None) -> FlaskClient:
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = ip or _ip()
+    if who is not None:
+        who.attach(client)
+    return client
+
+
+def _login(app: Flask, email: str, password: str, ip: str | None = None) -> TestResponse:
+    return _client(app, ip).post(LOGIN, json={"email": email, "password": password})
+
+
+def _unknown_email() -> str:
+    return f"nobody-{uuid.uuid4().hex[:12]}@example.com"
+
+
+def _code(response: TestResponse) -> str | None:
+    body = response.get_json(force=True, silent=True)
+    return body.get("code") if isinstance(body, dict) else None
+
+
+def _assert_rate_limited(response: TestResponse) -> None:
+    assert response.status_code == 429, response.get_json()
+    assert _code(response) == "rate_limited"
+    assert response.headers["Content-Type"].startswith("application/problem+json")
+    retry_after = int(response.headers["Retry-After"])
+    assert 0 <= retry_after <= 60
+    assert int(response.headers["RateLimit-Limit"]) > 0
+    assert response.headers["RateLimit-Remaining"] == "0"
+    assert "RateLimit-Reset" in response.headers
+    assert "portcullis_session" not in response.headers.get("Set-Cookie", "")
+
+
+def _viewonly() -> Member:
+    return make_member(make_tenant(), Role.viewonly)
+
+
+# --------------------------------------------------------------------------- login
+
+def test_the_eleventh_failed_login_for_one_account_is_429(app: Flask) -> None:
+    member = _viewonly()
+    for attempt in range(10):  # each from its own address: only the account limit applies
+        response = _login(app, member.email, WRONG)
+        assert response.status_code == 401, (attempt, response.get_json())
+        assert _code(response) == "invalid_credentials"
+    # Even the right password, from yet another address, and spelled differently.
+    for email in (member.email, member.email.upper(), f"  {member.email} "):
+        blocked = _login(app, email, member.password)
+        _assert_rate_limited(blocked)
+        assert blocked.headers["RateLimit-Limit"] == "10"
+    # Another account is not affected.
+    other = _viewonly()
+    assert _login(app, other.email, other.password).status_code == 200
+
+
+def test_failures_from_one_address_across_accounts_are_429_at_the_eleventh(app: Flask) -> None:
+    ip = _ip()
+    for attempt in range(10):
+        response = _login(app, _unknown_email(), WRONG, ip)
+        assert response.status_code == 401, (attempt, response.get_json())
+    member = _viewonly()
+    blocked = _login(app, member.email, member.password, ip)
+    _assert_rate_limited(blocked)
+    assert blocked.headers["RateLimit-Limit"] == "10"
+    # The same account from another address is fine: the limit was the address's.
+    assert _login(app, member.email, member.password).status_code == 200
+
+
+def test_successful_logins_do_not_count(app: Flask) -> None:
+    ip = _ip()
+    member = _viewonly()
+    for attempt in range(15):
+        response = _login(app, member.email, member.password, ip)
+        assert response.status_code == 200, (attempt, response.get_json())
+    # Failures still have their whole allowance.
+    for attempt in range(10):
+        response = _login(app, member.email, WRONG, ip)
+        assert response.status_code == 401, (attempt, response.get_json())
+    _assert_rate_limited(_login(app, member.email, member.password, ip))
+
+
+# --------------------------------------------------------------------------- MFA
+
+def test_mfa_verify_is_limited_to_five_a_minute_per_session(app: Flask) -> None:
+    member = make_member(make_tenant(), Role.admin)
+    pending = make_session(member, SessionState.mfa_pending)
+    client = _client(app, who=pending)
+    headers = {"X-CSRF-Token": pending.csrf}
+    for attempt in range(5):  # malformed bodies: no wrong code is counted against the session
+        response = client.post(MFA_VERIFY, json={"code": ""}, headers=headers)
+        assert response.status_code == 400, (attempt, response.get_json())
+    blocked = client.post(MFA_VERIFY, json={"code": member.totp_code()}, headers=headers)
+    _assert_rate_limited(blocked)
+    assert blocked.headers["RateLimit-Limit"] == "5"
+    assert client.get(ME).get_json()["session"] == "mfa_pending"
+    # The limit is the session's: another session of the same user is not blocked.
+    other = make_session(member, SessionState.mfa_pending)
+    response = _client(app, who=other).post(MFA_VERIFY, json={"code": member.totp_code()},
+                                            headers={"X-CSRF-Token": other.csrf})
+    assert response.status_code == 200, response.get_json()
+
+
+# --------------------------------------------------------------------------- default limit
+
+def test_normal_responses_carry_rate_limit_headers(app: Flask) -> None:
+    limit = parse_limit(get_settings().RATE_LIMIT_DEFAULT)
+    who = make_session(make_member(make_tenant(), Role.admin))
+    client = _client(app, who=who)
+    first, second = client.get(MEMBERS), client.get(MEMBERS)
+    for response in (first, second):
+        assert response.status_code == 200
+        assert response.headers["RateLimit-Limit"] == str(limit.amount)
+        assert "RateLimit-Reset" in response.headers
+    assert int(first.headers["RateLimit-Remaining"]) == limit.amount - 1
+    assert int(second.headers["RateLimit-Remaining"]) == limit.amount - 2
+
+
+@pytest.fixture
+def low_default_limit() -> Iterator[Flask]:
+    """RATE_LIMIT_DEFAULT=5/minute and an app built with it; the settings are restored."""
+    saved = os.environ.get("RATE_LIMIT_DEFAULT")
+    os.environ["RATE_LIMIT_DEFAULT"] = "5/minute"
+    get_settings.cache_clear()
+    try:
+        from app import create_app
+
+        yield create_app()
+    finally:
+        if saved is None:
+            os.environ.pop("RATE_LIMIT_DEFAULT", None)
+        else:
+            os.environ["RATE_LIMIT_DEFAULT"] = saved
+        get_settings.cache_clear()
+
+
+def test_the_default_limit_is_per_identity(low_default_limit: Flask) -> None:
+    app = low_default_limit
+    tenant = make_tenant()
+    me = make_session(make_member(tenant, Role.admin))
+    colleague = make_session(make_member(tenant, Role.admin))
+    ip = _ip()
+    client = _client(app, ip, me)
+    for attempt in range(5):
+        response = client.get(MEMBERS)
+        assert response.status_code == 200, (attempt, response.get_json())
+        assert response.headers["RateLimit-Limit"] == "5"
+        assert response.headers["RateLimit-Remaining"] == str(4 - attempt)
+    _assert_rate_limited(client.get(MEMBERS))
+    # The identity is limited wherever it comes from ...
+    _assert_rate_limited(_client(app, _ip(), me).get(MEMBERS))
+    # ... while another identity at the same address is not.
+    assert _client(app, ip, colleague).get(MEMBERS).status_code == 200
+
+
+def test_the_default_limit_counts_every_route_of_an_identity(low_default_limit: Flask) -> None:
+    """100 requests/min per identity (API.md): spreading them over routes does not help."""
+    app = low_default_limit
+    me = make_session(make_member(make_tenant(), Role.admin))
+    client = _client(app, who=me)
+    for path in (MEMBERS, MEMBERS, ME, ME, SESSIONS):
+        assert client.get(path).status_code == 200
+    _assert_rate_limited(client.get("/api/v1/access-keys"))
+
+
+def test_the_default_limit_is_per_address_when_anonymous(low_default_limit: Flask) -> None:
+    app = low_default_limit
+    ip = _ip()
+    for attempt in range(5):
+        response = _client(app, ip).get(MEMBERS)
+        assert response.status_code == 401, (attempt, response.get_json())
+    _assert_rate_limited(_client(app, ip).get(MEMBERS))
+    assert _client(app).get(MEMBERS).status_code == 401  # another address
+
+
+# --------------------------------------------------------------------------- store down
+
+def test_login_fails_closed_while_redis_is_down(app: Flask, stack: LocalStack) -> None:
+    member = _viewonly()
+    stack["redis"].stop()
+    try:
+        right = _login(app, member.email, member.password)
+        wrong = _login(app, member.email, WRONG)
+    finally:
+        stack["redis"].start()
+    for response in (right, wrong):
+        assert response.status_code == 503, response.get_json()
+        assert _code(response) == "dependency_unavailable"
+        assert "portcullis_session" not in response.headers.get("Set-Cookie", "")
+    deadline = time.monotonic() + 15
+    while True:  # back to normal once Redis is
+        response = _login(app, member.email, member.password)
+        if response.status_code == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert response.status_code == 200, response.get_json()
