@@ -269,7 +269,7 @@ def test_limit_bounds_and_default(app: Flask, seeded: Seeded) -> None:
 def test_cursor_is_opaque_and_pages_cover_every_row_once(app: Flask, seeded: Seeded) -> None:
     client = _admin(app, seeded.tenant_id)
     truth = [str(e.id) for e in _db_events(seeded.tenant_id)]
-    status, first = _get(client, limit=7)
+    _, first = _get(client, limit=7)
     cursor = first["next_cursor"]
     assert isinstance(cursor, str) and cursor
     last = first["items"][-1]
