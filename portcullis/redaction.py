@@ -54,3 +54,21 @@ def scrub(value: Any) -> Any:
     if isinstance(value, str):
         return scrub_text(value)
     return value
+
+
+_EMAIL_SHAPE = re.compile(r"[^@\s]{1,64}@[^@\s.]+(\.[^@\s.]+)+")
+
+
+def account_label(typed: str) -> str:
+    """What a user typed as their login, safe to record: the address if it looks like one,
+    else a keyed digest (a password typed into the email field must never be stored)."""
+    import hashlib
+    import hmac
+
+    from config import get_settings
+
+    value = typed.strip().lower()
+    if len(value) <= 254 and _EMAIL_SHAPE.fullmatch(value):
+        return value
+    key = get_settings().SESSION_SECRET.get_secret_value().encode()
+    return "digest:" + hmac.new(key, value.encode(), hashlib.sha256).hexdigest()[:16]

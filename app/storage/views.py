@@ -231,7 +231,7 @@ def delete_file(file_id: uuid.UUID) -> ResponseReturnValue:
 
 @bp.post("/files/<uuid:file_id>/links")
 @operation(summary="Create an expiring share link", tag="links", scope="files:read",
-           request=LinkIn, response=LinkOut, status=201, errors=(404,))
+           writes=True, request=LinkIn, response=LinkOut, status=201, errors=(404,))
 def create_link(file_id: uuid.UUID) -> ResponseReturnValue:
     caller = current_caller()
     body = parse_body(LinkIn) if request.content_length else LinkIn()
@@ -242,7 +242,7 @@ def create_link(file_id: uuid.UUID) -> ResponseReturnValue:
 
 @bp.delete("/links/<uuid:link_id>")
 @operation(summary="Revoke a share link: its creator or an admin", tag="links",
-           scope="files:read", status=204, errors=(404,))
+           scope="files:read", writes=True, status=204, errors=(404,))
 def revoke_link(link_id: uuid.UUID) -> ResponseReturnValue:
     links.revoke(current_caller(), link_id)
     return Response(status=204)

@@ -27,6 +27,7 @@ from portcullis.alerts import detection
 from portcullis.audit.service import Actor, Origin, Target
 from portcullis.db import system_session, tenant_session
 from portcullis.errors import Forbidden, Unauthenticated
+from portcullis.redaction import account_label
 
 
 def _invalid() -> Unauthenticated:
@@ -39,7 +40,7 @@ def login(email: str, password: str, origin: Origin) -> IssuedSession:
         passwords.verify_password(password, None)
         with system_session() as db:
             record(db, None, "auth.login_failed", Actor("anonymous"), origin,
-                   details={"reason": "unknown_email", "account": email.strip().lower()})
+                   details={"reason": "unknown_email", "account": account_label(email)})
             detection.login_failed(db, None, email, origin.ip, Actor("anonymous"))
         raise _invalid()
     with tenant_session(found.tenant_id) as db:

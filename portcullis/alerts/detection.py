@@ -25,6 +25,7 @@ from portcullis.alerts.models import SeenIP
 from portcullis.alerts.service import AlertType, raise_alert
 from portcullis.audit.models import Severity
 from portcullis.audit.service import Actor
+from portcullis.redaction import account_label
 from portcullis.redis_client import get_redis
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ def login_failed(db: Session, tenant_id: uuid.UUID | None, email: str, ip: str |
     if count is not None:
         raise_alert(db, tenant_id, AlertType.failed_logins, Severity.warning,
                     f"{count} failed logins for one account in {window // 60} minutes",
-                    actor, ip, {"scope": "account", "account": email.strip().lower(),
+                    actor, ip, {"scope": "account", "account": account_label(email),
                                 "count": count, "window_seconds": window})
     if ip:
         count = _threshold(f"{PREFIX}:login-failed:ip:{ip}",

@@ -56,3 +56,27 @@ def test_sentry_events_lose_secrets_cookies_and_bodies() -> None:
     assert "cookies" not in cleaned["request"] and "data" not in cleaned["request"]
     assert cleaned["request"]["headers"]["Authorization"] == REDACTED
     assert cleaned["extra"]["token"] == REDACTED
+
+
+def test_account_label_keeps_addresses_and_digests_anything_else() -> None:
+    from portcullis.redaction import account_label
+
+    assert account_label(" Ada@Example.com ") == "ada@example.com"
+    label = account_label("my secret password 42")
+    assert label.startswith("digest:") and "secret" not in label
+
+
+def test_password_typed_as_email_never_reaches_the_audit_log(client: object) -> None:
+    from sqlalchemy import select
+
+    from portcullis.audit.models import AuditEvent
+    from portcullis.db import system_session
+
+    typed = "Sup3r-Secret-Typed-In-The-Wrong-Box"
+    response = client.post("/api/v1/auth/login", json={"email": typed, "password": "x" * 12},  # type: ignore[attr-defined]
+                           environ_base={"REMOTE_ADDR": "198.51.100.201"})
+    assert response.status_code == 401
+    with system_session() as db:
+        details = db.scalars(select(AuditEvent.details).where(
+            AuditEvent.tenant_id.is_(None), AuditEvent.action == "auth.login_failed")).all()
+    assert details and all(typed.lower() not in str(d).lower() for d in details)
