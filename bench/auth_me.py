@@ -18,6 +18,7 @@ from bench.harness import (
     full_session,
     get,
     gunicorn,
+    machine_load,
     median,
     run_load,
     seed_viewonly,
@@ -28,12 +29,12 @@ NAME = "auth_me"
 GOAL = 0.5
 WORKERS = 2
 THREADS = 4  # the gunicorn config's default WEB_THREADS
-CONNECTIONS = 16
-WARMUP = 300  # requests per route, not timed
+CONNECTIONS = 32  # 4 per worker thread: an uneven split still keeps both workers busy
+WARMUP = 400  # requests per route, not timed
 ROUNDS = 3
-BARE_REQUESTS = 2000  # per round
-ME_REQUESTS = 1000  # per round
-ROUND_TIME_LIMIT = 15.0  # seconds; a round stops early if it is hit
+BARE_REQUESTS = 1500  # per round
+ME_REQUESTS = 500  # per round
+ROUND_TIME_LIMIT = 12.0  # seconds; a round stops early if it is hit
 BARE = "/_bench/bare"
 ME = "/api/v1/auth/me"
 
@@ -42,7 +43,8 @@ def run(svc: Services) -> bool:
     from portcullis.accounts.passwords import hash_password
 
     print(f"[{NAME}] GET {ME} (full session) vs GET {BARE}; gunicorn {WORKERS} workers x "
-          f"{THREADS} threads, {CONNECTIONS} keep-alive connections", flush=True)
+          f"{THREADS} threads, {CONNECTIONS} keep-alive connections; {machine_load()}",
+          flush=True)
     accounts = seed_viewonly(CONNECTIONS, 1, hash_password(PASSWORD), "me")
     cookies = [full_session(a) for a in accounts]
     me_requests = [get(ME, {"Cookie": f"portcullis_session={c}"}) for c in cookies]
@@ -72,6 +74,7 @@ def run(svc: Services) -> bool:
                 results[label].append(load)
                 print(f"[{NAME}] round {round_no} {label:>4}: {load.describe()}", flush=True)
 
+    print(f"[{NAME}] {machine_load()} after the run", flush=True)
     bare_ok = sum(r.ok for r in results["bare"])
     me_ok = sum(r.ok for r in results["me"])
     bare_rate = bare_ok / sum(r.elapsed for r in results["bare"])

@@ -349,14 +349,13 @@ class Load:
 
 def run_load(port: int, build: Callable[[int, int], bytes],
              check: Callable[[int, bytes], bool], *, total: int, concurrency: int,
-             time_limit: float, reconnect_every: int = 0) -> Load:
+             time_limit: float) -> Load:
     """Send ``total`` requests over ``concurrency`` keep-alive connections, or stop at
     ``time_limit`` seconds. ``build(seq, conn_index)`` makes request ``seq``.
 
     Connections are opened before the clock starts; the rate counts successful responses.
-    gunicorn's workers each keep the connections they accepted, so a long-lived connection
-    set can pin most of the load on one worker; ``reconnect_every`` (requests) reopens each
-    connection now and then so the workers' share evens out, as behind a real proxy.
+    Each gunicorn worker keeps the connections it accepted: use several connections per
+    worker thread so an uneven split still keeps every worker busy.
     """
     sequence = itertools.count()
     statuses: Counter[str] = Counter()
@@ -372,7 +371,6 @@ def run_load(port: int, build: Callable[[int, int], bytes],
     def worker(index: int) -> None:
         conn = Connection(port)
         local: Counter[str] = Counter()
-        sent = 0
         try:
             try:
                 conn.connect()
@@ -389,9 +387,6 @@ def run_load(port: int, build: Callable[[int, int], bytes],
                 seq = next(sequence)
                 if seq >= total or time.perf_counter() > deadline:
                     break
-                sent += 1
-                if reconnect_every and sent % reconnect_every == 0:
-                    conn.close()
                 try:
                     status, body = conn.request(build(seq, index))
                 except (OSError, ValueError) as exc:
@@ -420,6 +415,12 @@ def run_load(port: int, build: Callable[[int, int], bytes],
 
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else 0.0
+
+
+def machine_load() -> str:
+    """The 1-minute load average: other work on the machine makes the numbers noisy."""
+    one, _, _ = os.getloadavg()
+    return f"load average {one:.2f} on {cores()} cores"
 
 
 def verdict(name: str, ratio: float, goal: float, what: str) -> bool:

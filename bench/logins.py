@@ -20,6 +20,7 @@ from bench.harness import (
     Services,
     cores,
     gunicorn,
+    machine_load,
     median,
     post_json,
     run_load,
@@ -46,8 +47,8 @@ def run(svc: Services) -> bool:
     rounds = get_settings().BCRYPT_ROUNDS
     workers, concurrency = n_cores, n_cores * THREADS
     print(f"[{NAME}] POST {LOGIN}; BCRYPT_ROUNDS={rounds}, {n_cores} cores, gunicorn "
-          f"{workers} workers x {THREADS} threads, {concurrency} keep-alive connections",
-          flush=True)
+          f"{workers} workers x {THREADS} threads, {concurrency} keep-alive connections; "
+          f"{machine_load()}", flush=True)
 
     password_hash = hash_password(PASSWORD)  # hashed once, shared by every account
     if not verify_password(PASSWORD, password_hash):
@@ -85,7 +86,7 @@ def run(svc: Services) -> bool:
                         total=MEASURED_LOGINS, concurrency=concurrency,
                         time_limit=TIME_LIMIT)
 
-    print(f"[{NAME}] measured: {load.describe()}", flush=True)
+    print(f"[{NAME}] measured: {load.describe()}; {machine_load()}", flush=True)
     print(f"[{NAME}] {load.rate:.2f} logins/s measured vs {ceiling:.2f} logins/s ceiling",
           flush=True)
     if load.errors:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from sqlalchemy import event, text
@@ -34,40 +34,30 @@ def _scope_transaction(session: Session, _tx: Any, connection: Any) -> None:
     )
 
 
-def _session(role: str, tenant_id: uuid.UUID | None) -> Session:
+@contextmanager
+def _unit_of_work(role: str, tenant_id: uuid.UUID | None) -> Iterator[Session]:
     import portcullis.models  # noqa: F401 - mappers need every table their foreign keys name
 
     session = _factory(bind=get_engine())
     session.info["role"] = role
     session.info["tenant_id"] = tenant_id
-    return session
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
 
 
-@contextmanager
-def tenant_session(tenant_id: uuid.UUID) -> Iterator[Session]:
+def tenant_session(tenant_id: uuid.UUID) -> AbstractContextManager[Session]:
     """A unit of work that can see and write only ``tenant_id``'s rows; commits on success."""
     if not isinstance(tenant_id, uuid.UUID):
         raise TypeError("tenant_id must be a UUID from a verified identity")
-    session = _session(APP_ROLE, tenant_id)
-    try:
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
+    return _unit_of_work(APP_ROLE, tenant_id)
 
 
-@contextmanager
-def system_session() -> Iterator[Session]:
+def system_session() -> AbstractContextManager[Session]:
     """A cross-tenant unit of work for sweepers, billing runs and chain checks only."""
-    session = _session(SYSTEM_ROLE, None)
-    try:
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
+    return _unit_of_work(SYSTEM_ROLE, None)

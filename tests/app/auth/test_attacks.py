@@ -24,10 +24,10 @@ from werkzeug.test import TestResponse
 from config import get_settings
 from portcullis import secrets_gen
 from portcullis.access_keys import service as access_keys
-from portcullis.access_keys.models import AccessKey
+from portcullis.access_keys.models import AccessKey, OperatorKey
 from portcullis.access_keys.service import create_operator_key
 from portcullis.accounts import lookup
-from portcullis.accounts.models import Membership, Role, SessionState, User
+from portcullis.accounts.models import Membership, Role, SessionState, User, UserSession
 from portcullis.audit.service import Origin
 from portcullis.db import system_session, tenant_session
 from portcullis.jobs.service import create_job
@@ -297,6 +297,21 @@ def test_revoking_someone_elses_session_is_404(app: Flask) -> None:
         assert _client(app, target).get(ME).status_code == 200  # untouched
 
 
+@pytest.mark.parametrize("change", ["idle", "absolute", "expired_row"])
+def test_a_valid_cookie_of_a_timed_out_session_is_401(app: Flask, change: str) -> None:
+    """The token is still valid; the server-side row decides (30 min idle, 12 h in all)."""
+    who = make_session(make_member(make_tenant(), Role.admin))
+    assert _client(app, who).get(ME).status_code == 200
+    now = datetime.now(UTC)
+    values = {"idle": {"last_seen_at": now - timedelta(minutes=30, seconds=5)},
+              "absolute": {"created_at": now - timedelta(hours=12, seconds=5)},
+              "expired_row": {"expires_at": now - timedelta(seconds=5)}}[change]
+    with tenant_session(who.member.tenant_id) as db:
+        db.execute(update(UserSession).where(UserSession.id == who.session_id).values(**values))
+    response = _client(app, who).get(ME)
+    assert response.status_code == 401 and _code(response) == "not_authenticated"
+
+
 # --------------------------------------------------------------------------- CSRF
 
 def _revoke_other(app: Flask, who: LoggedIn, other: LoggedIn,
@@ -521,6 +536,22 @@ def test_a_restricted_session_reaches_only_me_mfa_and_logout(
     assert _client(app, restricted).get(ME).status_code == 401
 
 
+def test_a_promotion_restricts_a_full_session_until_totp_is_enrolled(app: Flask) -> None:
+    """A view-only member needs no MFA; promoted to staff, their open session must not
+    carry on without it."""
+    tenant = make_tenant()
+    admin = make_session(make_member(tenant, Role.admin))
+    viewer = make_member(tenant, Role.viewonly)
+    session = make_session(viewer)
+    assert _client(app, session).get(MEMBERS).status_code == 200
+    promote = _client(app, admin).patch(f"{MEMBERS}/{viewer.membership_id}",
+                                        json={"role": "staff"}, headers=_csrf(admin))
+    assert promote.status_code == 200, promote.get_json()
+    blocked = _client(app, session).get(MEMBERS)
+    assert blocked.status_code == 403 and _code(blocked) == "mfa_enrollment_required"
+    assert _state(app, session) == "mfa_enrollment"
+
+
 # --------------------------------------------------------------------------- dead members
 
 @pytest.mark.parametrize("action", ["suspend", "remove"])
@@ -571,7 +602,8 @@ def test_a_key_works_only_within_its_scope_and_never_on_session_routes(app: Flas
     for key in (reader, other):
         for method, path in (("get", ME), ("get", MEMBERS), ("get", SESSIONS),
                              ("get", "/api/v1/access-keys"), ("post", "/api/v1/access-keys"),
-                             ("post", LOGOUT), ("patch", f"{MEMBERS}/{admin.member.membership_id}")):
+                             ("post", LOGOUT),
+                             ("patch", f"{MEMBERS}/{admin.member.membership_id}")):
             response = getattr(_client(app), method)(path, headers=_bearer(key), json={})
             assert response.status_code == 403, (path, response.get_json())
             assert _code(response) == "session_required"
@@ -692,6 +724,17 @@ def test_an_operator_key_reads_only_its_own_jobs_and_operator_routes(app: Flask)
     by_session = _client(app, admin).post(path, json={"status": "suspended"},
                                           headers=_csrf(admin))
     assert by_session.status_code in {401, 403}
+
+
+def test_a_revoked_operator_key_is_401(app: Flask) -> None:
+    key_id, key = _operator_key()
+    job = f"/api/v1/jobs/{_operator_job(key_id)}"
+    assert _client(app).get(job, headers=_bearer(key)).status_code == 200
+    with system_session() as db:
+        db.execute(update(OperatorKey).where(OperatorKey.id == key_id)
+                   .values(revoked_at=datetime.now(UTC)))
+    response = _client(app).get(job, headers=_bearer(key))
+    assert response.status_code == 401 and _code(response) == "not_authenticated"
 
 
 # --------------------------------------------------------------------------- tenants
