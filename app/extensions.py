@@ -23,7 +23,8 @@ def rate_limit_key() -> str:
 
 limiter = Limiter(
     rate_limit_key,
-    default_limits=[lambda: get_settings().RATE_LIMIT_DEFAULT],
+    # One budget per identity across every route (default_limits would count per route).
+    application_limits=[lambda: get_settings().RATE_LIMIT_DEFAULT],
     headers_enabled=True,
     header_name_mapping={
         HeaderNames.LIMIT: "RateLimit-Limit",

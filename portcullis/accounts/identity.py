@@ -71,9 +71,16 @@ class OperatorIdentity(_Authenticated):
 
 
 def _effective_state(state: SessionState, role: Role, mfa_enabled: bool) -> SessionState:
-    """A promotion to a role that needs MFA restricts a full session until TOTP is enrolled."""
+    """The session's state given the user's MFA now, not when the session was opened.
+
+    A promotion to a role that needs MFA restricts a full session until TOTP is enrolled;
+    a session opened before TOTP was enrolled elsewhere must now give a code (otherwise it
+    could enrol a second factor of its own and take the account over).
+    """
     if state is SessionState.full and role is not Role.viewonly and not mfa_enabled:
         return SessionState.mfa_enrollment
+    if state is SessionState.mfa_enrollment and mfa_enabled:
+        return SessionState.mfa_pending
     return state
 
 

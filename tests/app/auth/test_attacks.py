@@ -514,6 +514,23 @@ def test_a_pending_session_cannot_reenrol(app: Flask) -> None:
     assert _state(app, pending) == "mfa_pending"
 
 
+def test_a_session_opened_before_enrolment_must_give_a_code_after_it(app: Flask) -> None:
+    """Two sessions await enrolment (say, the owner's and a thief's with the password); once
+    TOTP is enrolled in one, the other must present a code like any new login, not re-enrol
+    a secret of its own and so take over the second factor."""
+    member = make_member(make_tenant(), Role.admin, mfa=False)
+    stale = make_session(member, SessionState.mfa_enrollment)
+    _enrol(app, member)  # in another session of the same user
+    client = _client(app, stale)
+    blocked = client.get(MEMBERS)
+    assert blocked.status_code == 403 and _code(blocked) == "mfa_required"
+    reenrol = client.post("/api/v1/auth/mfa/enroll", headers=_csrf(stale))
+    assert reenrol.status_code == 403 and _code(reenrol) == "mfa_required"
+    assert _state(app, stale) == "mfa_pending"
+    assert _verify(app, stale, member.totp_code(1)).status_code == 200
+    assert _state(app, stale) == "full"
+
+
 @pytest.mark.parametrize(("state", "mfa", "code"), [
     (SessionState.mfa_pending, True, "mfa_required"),
     (SessionState.mfa_enrollment, False, "mfa_enrollment_required"),
