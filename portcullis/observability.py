@@ -38,14 +38,17 @@ def configure_logging() -> None:
     _configured = True
     settings = get_settings()
     register_secrets(settings.secret_values())
+    # Tracebacks are plain text (never with local variables) and pass the scrubber.
     renderer: Any = (structlog.processors.JSONRenderer() if settings.is_production
-                     else structlog.dev.ConsoleRenderer(colors=False))
+                     else structlog.dev.ConsoleRenderer(
+                         colors=False, exception_formatter=structlog.dev.plain_traceback))
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(_ScrubFilter())
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
         processor=renderer,
         foreign_pre_chain=[structlog.stdlib.add_log_level,
-                           structlog.processors.TimeStamper(fmt="iso", utc=True)],
+                           structlog.processors.TimeStamper(fmt="iso", utc=True),
+                           structlog.processors.format_exc_info, _scrub_event],
     ))
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -55,6 +58,7 @@ def configure_logging() -> None:
             structlog.contextvars.merge_contextvars,
             structlog.stdlib.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
             _scrub_event,
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
         ],

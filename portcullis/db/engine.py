@@ -28,6 +28,7 @@ def _engine_for(url: str) -> Engine:
         pool_size=5,
         max_overflow=10,
         pool_recycle=1800,
+        hide_parameters=True,  # bound values (hashes, tokens) never reach an error or a log
         connect_args={"connect_timeout": 5, "application_name": "portcullis"},
     )
 

@@ -66,6 +66,7 @@ def delete(db: Session, caller: Caller, bucket_id: uuid.UUID) -> None:
     if busy:
         raise Conflict("bucket_not_empty", "Delete the bucket's files first.")
     db.execute(BucketPermission.__table__.delete().where(BucketPermission.bucket_id == bucket.id))
+    db.execute(Upload.__table__.delete().where(Upload.bucket_id == bucket.id))  # all terminal
     record(db, caller.tenant_id, "bucket.deleted", caller.actor, caller.origin,
            Target("bucket", str(bucket.id)), {"name": bucket.name})
     db.delete(bucket)

@@ -94,7 +94,10 @@ class File(Base):
 
 
 class EgressDaily(Base):
-    """Bytes served through share links, per tenant, bucket and day (billing reads this)."""
+    """Bytes served through share links, per tenant, bucket and day (billing reads this).
+
+    No foreign key on the bucket: the history outlives a deleted bucket.
+    """
 
     __tablename__ = "egress_daily"
     __table_args__ = (
@@ -103,6 +106,6 @@ class EgressDaily(Base):
 
     id: Mapped[uuid.UUID] = uuid_pk()
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id"), index=True)
-    bucket_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("buckets.id", ondelete="CASCADE"))
+    bucket_id: Mapped[uuid.UUID]
     day: Mapped[date] = mapped_column(Date)
     bytes: Mapped[int] = mapped_column(BigInteger, default=0)

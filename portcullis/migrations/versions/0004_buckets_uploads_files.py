@@ -43,12 +43,6 @@ def upgrade() -> None:
         sa.Column("day", sa.Date(), nullable=False),
         sa.Column("bytes", sa.BigInteger(), nullable=False),
         sa.ForeignKeyConstraint(
-            ["bucket_id"],
-            ["buckets.id"],
-            name=op.f("fk_egress_daily_bucket_id_buckets"),
-            ondelete="CASCADE",
-        ),
-        sa.ForeignKeyConstraint(
             ["tenant_id"], ["tenants.id"], name=op.f("fk_egress_daily_tenant_id_tenants")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_egress_daily")),
