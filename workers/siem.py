@@ -1,8 +1,10 @@
 """Signed SIEM webhook delivery (Standard Webhooks), one attempt per call.
 
-Retrying belongs to the task: :class:`DependencyUnavailable` means "try again later with
-the same id" (network trouble, timeouts, 408, 429, 5xx); :class:`SiemRejected` means the
-receiver refused this request for good (other 3xx/4xx), so the task gives up and audits it.
+Retrying belongs to the alert outbox: :class:`DependencyUnavailable` means "try again later
+with the same id" (network trouble, timeouts, 408, 429, 5xx); :class:`SiemRejected` means the
+receiver refused the request (other 3xx/4xx). The outbox retries both until its window
+(ALERT_RETRY_FOR_SECONDS) ends, since a refusal is usually a receiver misconfiguration that
+someone fixes; then it gives up and audits that.
 Errors name the status or exception class only, never the URL (it may hold a token).
 """
 

@@ -70,19 +70,27 @@ def raise_alert(db: Session, tenant_id: uuid.UUID | None, alert_type: AlertType,
     return alert_id
 
 
-def _claim(alert_id: uuid.UUID) -> dict[str, Any] | None:
-    """Hold the alert for one attempt; a worker that dies lets the lease (JOB_LEASE_SECONDS)
-    run out and the sweeper hands the alert to another."""
+def _lease() -> timedelta:
+    return timedelta(seconds=get_settings().JOB_LEASE_SECONDS)
+
+
+def _claim(alert_id: uuid.UUID) -> tuple[dict[str, Any], datetime] | None:
+    """Hold the alert for one attempt; returns its payload and the claim token.
+
+    A worker that dies lets the lease (JOB_LEASE_SECONDS) run out and the sweeper hands the
+    alert to another; the token lets a late attempt find out it no longer holds the alert.
+    """
     now = _now()
-    lease = timedelta(seconds=get_settings().JOB_LEASE_SECONDS)
+    token = now + _lease()
     with system_session() as db:
-        return db.scalar(
+        payload = db.scalar(
             update(Alert)
             .where(Alert.id == alert_id, Alert.status == AlertStatus.pending,
                    Alert.next_attempt_at <= now,
                    or_(Alert.locked_until.is_(None), Alert.locked_until < now))
-            .values(locked_until=now + lease, attempts=Alert.attempts + 1)
+            .values(locked_until=token, attempts=Alert.attempts + 1)
             .returning(Alert.payload))
+    return (payload, token) if payload is not None else None
 
 
 def _audit_outcome(db: Session, alert: Alert, action: str, details: dict[str, Any]) -> None:
@@ -97,10 +105,14 @@ def deliver(alert_id: uuid.UUID) -> str:
     from workers.errors import DependencyUnavailable
     from workers.siem import SiemClient, SiemRejected
 
-    payload = _claim(alert_id)
-    if payload is None:
+    claimed = _claim(alert_id)
+    if claimed is None:
         return "skipped"  # delivered, given up, not yet due, or in flight elsewhere
-    client = SiemClient.from_settings(get_settings())
+    payload, token = claimed
+    # The attempt must end well inside its lease, so it cannot outlive its claim.
+    deadline = max(1.0, min(10.0, _lease().total_seconds() / 3))
+    client = SiemClient.from_settings(get_settings(), timeout=deadline,
+                                      connect_timeout=min(3.0, deadline))
     error: str | None = None
     try:
         if client.enabled:
@@ -113,15 +125,18 @@ def deliver(alert_id: uuid.UUID) -> str:
         error = f"rejected: {exc}"
     finally:
         client.close()
-    return _record_attempt(alert_id, error)
+    return _record_attempt(alert_id, token, error)
 
 
-def _record_attempt(alert_id: uuid.UUID, error: str | None) -> str:
+def _record_attempt(alert_id: uuid.UUID, token: datetime, error: str | None) -> str:
     settings = get_settings()
     now = _now()
     with system_session() as db:
         alert = db.get(Alert, alert_id, with_for_update=True)
         assert alert is not None
+        if alert.status != AlertStatus.pending or alert.locked_until != token:
+            log.warning("alert %s: a late attempt found its claim taken over", alert_id)
+            return "skipped"  # another attempt owns the alert now; record nothing
         alert.locked_until = None
         if error is None:
             alert.status = AlertStatus.delivered

@@ -74,10 +74,12 @@ def test_anonymous_gets_401(app: Flask) -> None:
 
 
 def test_restricted_sessions_are_refused(app: Flask) -> None:
-    member = make_member(make_tenant(), Role.admin)
+    tenant = make_tenant()
+    member = make_member(tenant, Role.admin)
     job_id = _job(make_session(member))
     pending = make_session(member, SessionState.mfa_pending)
-    enrolling = make_session(member, SessionState.mfa_enrollment)
+    enrolling = make_session(make_member(tenant, Role.admin, mfa=False),
+                             SessionState.mfa_enrollment)
     assert _get(app, pending, job_id)[1]["code"] == "mfa_required"
     assert _get(app, enrolling, job_id)[1]["code"] == "mfa_enrollment_required"
 
