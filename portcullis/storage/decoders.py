@@ -15,8 +15,54 @@ from portcullis.storage.types import MediaType
 
 MAX_PIXELS = 40_000_000
 
-# The last bytes each format must end with; anything after them is a smuggled payload.
-_ENDINGS = {"PNG": (b"IEND\xaeB`\x82",), "GIF": (b"\x3b",), "JPEG": (b"\xff\xd9",)}
+def _png_end(data: bytes) -> int | None:
+    """Offset just past the first IEND chunk, walking the chunk lengths."""
+    pos = 8
+    while pos + 12 <= len(data):
+        length = int.from_bytes(data[pos:pos + 4], "big")
+        kind = data[pos + 4:pos + 8]
+        pos += 12 + length
+        if kind == b"IEND":
+            return pos
+    return None
+
+
+def _skip_sub_blocks(data: bytes, pos: int) -> int:
+    while pos < len(data):
+        size = data[pos]
+        pos += 1 + size
+        if size == 0:
+            return pos
+    return len(data) + 1  # ran off the end: truncated
+
+
+def _gif_end(data: bytes) -> int | None:
+    """Offset just past the GIF trailer, walking the header, extensions and image blocks."""
+    if len(data) < 13:
+        return None
+    pos = 13 + (3 * 2 ** ((data[10] & 7) + 1) if data[10] & 0x80 else 0)
+    while pos < len(data):
+        block = data[pos]
+        if block == 0x3B:
+            return pos + 1
+        if block == 0x21:
+            pos = _skip_sub_blocks(data, pos + 2)
+        elif block == 0x2C and pos + 10 <= len(data):
+            flags = data[pos + 9]
+            pos += 10 + (3 * 2 ** ((flags & 7) + 1) if flags & 0x80 else 0)
+            pos = _skip_sub_blocks(data, pos + 1)  # after the LZW minimum code size
+        else:
+            return None
+    return None
+
+
+def _jpeg_end(data: bytes) -> int | None:
+    trimmed = data.rstrip(b"\x00")
+    return len(trimmed) if trimmed.endswith(b"\xff\xd9") else None
+
+
+# Where each format really ends; any byte after that is a smuggled payload (polyglots).
+_END_OF = {"PNG": _png_end, "GIF": _gif_end, "JPEG": _jpeg_end}
 
 
 class Undecodable(Exception):
@@ -54,12 +100,11 @@ def _check_image(path: Path, fmt: str) -> None:
         raise Undecodable("decompression bomb") from exc
     except Exception as exc:
         raise Undecodable(type(exc).__name__) from exc
-    endings = _ENDINGS.get(fmt)
-    if endings:
-        with path.open("rb") as handle:
-            handle.seek(max(0, path.stat().st_size - 16))
-            tail = handle.read().rstrip(b"\x00") if fmt == "JPEG" else handle.read()
-        if not tail.endswith(endings):
+    end_of = _END_OF.get(fmt)
+    if end_of is not None:
+        data = path.read_bytes()  # uploads are bounded by UPLOAD_MAX_BYTES
+        end = end_of(data)
+        if end is None or end != len(data if fmt != "JPEG" else data.rstrip(b"\x00")):
             raise Undecodable("data after the end of the image")
 
 

@@ -68,7 +68,7 @@ def _finish(tenant_id: uuid.UUID, upload: Upload, status: UploadStatus, reason: 
                {"reason": reason, "filename": upload.filename, **details})
         if status is UploadStatus.infected:
             raise_alert(db, tenant_id, AlertType.malware_detected, Severity.critical,
-                        f"Malware ({details.get('signature')}) in an upload", _actor(upload),
+                        f"Malware ({details.get('malware_name')}) in an upload", _actor(upload),
                         None, {"upload_id": str(upload.id), "bucket_id": str(upload.bucket_id),
                                **details})
 
@@ -91,7 +91,7 @@ def scan_upload(tenant_id: uuid.UUID, upload_id: uuid.UUID,
     if verdict.infected:
         store.delete(quarantine, upload.quarantine_key)
         _finish(tenant_id, upload, UploadStatus.infected, "malware",
-                {"signature": verdict.signature})
+                {"malware_name": verdict.signature})
         return _reload(tenant_id, upload_id)
     if upload.size == 0:
         store.delete(quarantine, upload.quarantine_key)

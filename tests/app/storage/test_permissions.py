@@ -1,0 +1,446 @@
+"""API.md's bucket table, route by route and role by role: who may list, create, delete,
+grant, set lifecycles, upload, read uploads, list, delete and share files; access-key scopes;
+and that another tenant's ids are 404 everywhere."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from portcullis.accounts.models import Role
+from portcullis.devstack.stack import LocalStack
+from tests.support import media
+from tests.support.factories import LoggedIn, make_member, make_session, make_tenant
+
+pytestmark = pytest.mark.usefixtures("worker")
+
+ROLES = (Role.admin, Role.manager, Role.staff, Role.viewonly)
+
+
+@dataclass
+class Org:
+    tenant_id: uuid.UUID
+    people: dict[Role, LoggedIn]
+    buckets: dict[str, str]  # private, read, write, full -> bucket id
+    files: dict[str, str]  # same keys -> a file id in that bucket
+    upload_id: str  # an upload by the admin
+
+    def fresh(self, role: Role) -> LoggedIn:
+        """Another member of the role (each identity has its own rate limit)."""
+        return make_session(make_member(self.tenant_id, role))
+
+
+def _client(app: Flask, who: LoggedIn) -> tuple[FlaskClient, dict[str, str]]:
+    return media.session_client(app, who)
+
+
+def _grant(app: Flask, admin: LoggedIn, bucket: str, member: LoggedIn, read: bool,
+           write: bool = False, delete: bool = False) -> None:
+    client, headers = _client(app, admin)
+    response = client.put(f"/api/v1/buckets/{bucket}/permissions/{member.member.membership_id}",
+                          json={"read": read, "write": write, "delete": delete}, headers=headers)
+    assert response.status_code == 200, response.get_json()
+
+
+def _build_org(app: Flask, name: str) -> Org:
+    tenant = make_tenant(name)
+    people = {role: make_session(make_member(tenant, role)) for role in ROLES}
+    admin = people[Role.admin]
+    client, headers = _client(app, admin)
+    buckets = {kind: media.create_bucket(client, headers, kind)
+               for kind in ("private", "read", "write", "full")}
+    staff, viewonly = people[Role.staff], people[Role.viewonly]
+    _grant(app, admin, buckets["read"], staff, True)
+    _grant(app, admin, buckets["write"], staff, True, write=True)
+    _grant(app, admin, buckets["full"], staff, True, write=True, delete=True)
+    _grant(app, admin, buckets["read"], viewonly, True)
+    files: dict[str, str] = {}
+    ids: dict[str, str] = {}
+    for n, kind in enumerate(buckets):
+        response = media.post_upload(client, headers, buckets[kind], f"{kind}.png", "image/png",
+                                     media.png(color=(n, 9, 9)))
+        assert response.status_code == 202, response.get_json()
+        ids[kind] = response.get_json()["id"]
+    rows = media.wait_uploads(ids.values())
+    for kind, upload_id in ids.items():
+        assert rows[upload_id].status == "clean", rows[upload_id]
+        files[kind] = str(rows[upload_id].file_id)
+    return Org(tenant, people, buckets, files, ids["private"])
+
+
+@pytest.fixture(scope="module")
+def org(app: Flask, worker: object) -> Org:
+    return _build_org(app, "Perms A")
+
+
+@pytest.fixture(scope="module")
+def other(app: Flask, worker: object) -> Org:
+    return _build_org(app, "Perms B")
+
+
+def _code(response: object) -> str | None:
+    body = response.get_json(silent=True)  # type: ignore[attr-defined]
+    return body.get("code") if isinstance(body, dict) else None
+
+
+# -- listing and bucket administration -------------------------------------------------------
+
+def test_bucket_listing_shows_only_readable_buckets(app: Flask, org: Org) -> None:
+    everything = set(org.buckets.values())
+    expected = {
+        Role.admin: everything,
+        Role.manager: everything,
+        Role.staff: {org.buckets["read"], org.buckets["write"], org.buckets["full"]},
+        Role.viewonly: {org.buckets["read"]},
+    }
+    for role, who in org.people.items():
+        client, _ = _client(app, who)
+        response = client.get("/api/v1/buckets?limit=200")
+        assert response.status_code == 200, (role, response.get_json())
+        assert {b["id"] for b in response.get_json()["items"]} == expected[role], role
+
+
+@pytest.mark.parametrize(("role", "status"), [(Role.admin, 201), (Role.manager, 201),
+                                              (Role.staff, 403), (Role.viewonly, 403)])
+def test_create_bucket_by_role(app: Flask, org: Org, role: Role, status: int) -> None:
+    client, headers = _client(app, org.people[role])
+    response = client.post("/api/v1/buckets", json={"name": f"new-{uuid.uuid4().hex[:8]}"},
+                           headers=headers)
+    assert response.status_code == status, response.get_json()
+    if status == 403:
+        assert _code(response) == "forbidden"
+    else:
+        assert set(response.get_json()) >= {"id", "name", "created_at", "bytes", "objects"}
+
+
+def test_create_bucket_validates_the_name(app: Flask, org: Org) -> None:
+    client, headers = _client(app, org.fresh(Role.admin))
+    for name in ("ab", "x" * 64, "Upper", "under_score", "dot.name", "sp ace"):
+        response = client.post("/api/v1/buckets", json={"name": name}, headers=headers)
+        assert response.status_code == 400, name
+    name = f"dup-{uuid.uuid4().hex[:8]}"
+    assert client.post("/api/v1/buckets", json={"name": name}, headers=headers).status_code == 201
+    again = client.post("/api/v1/buckets", json={"name": name}, headers=headers)
+    assert again.status_code == 409
+
+
+def test_delete_bucket_is_admin_only_and_needs_it_empty(app: Flask, org: Org) -> None:
+    admin = org.fresh(Role.admin)
+    client, headers = _client(app, admin)
+    empty = media.create_bucket(client, headers, "empty")
+    for role in (Role.manager, Role.staff, Role.viewonly):
+        other_client, other_headers = _client(app, org.people[role])
+        response = other_client.delete(f"/api/v1/buckets/{empty}", headers=other_headers)
+        assert response.status_code == 403, (role, response.get_json())
+    busy = client.delete(f"/api/v1/buckets/{org.buckets['read']}", headers=headers)
+    assert busy.status_code == 409 and _code(busy) == "bucket_not_empty"
+    assert client.delete(f"/api/v1/buckets/{empty}", headers=headers).status_code == 204
+    assert client.delete(f"/api/v1/buckets/{empty}", headers=headers).status_code == 404
+    listed = {b["id"] for b in client.get("/api/v1/buckets?limit=200").get_json()["items"]}
+    assert empty not in listed and org.buckets["read"] in listed
+
+
+@pytest.mark.parametrize(("role", "status"), [(Role.admin, 200), (Role.manager, 200),
+                                              (Role.staff, 403), (Role.viewonly, 403)])
+def test_put_permissions_by_role(app: Flask, org: Org, role: Role, status: int) -> None:
+    target = org.fresh(Role.staff)
+    client, headers = _client(app, org.people[role])
+    response = client.put(
+        f"/api/v1/buckets/{org.buckets['read']}/permissions/{target.member.membership_id}",
+        json={"read": True, "write": False, "delete": False}, headers=headers)
+    assert response.status_code == status, response.get_json()
+    target_client, _ = _client(app, target)
+    sees = target_client.get(f"/api/v1/buckets/{org.buckets['read']}/files")
+    assert sees.status_code == (200 if status == 200 else 404)
+
+
+def test_viewonly_can_be_granted_read_only(app: Flask, org: Org) -> None:
+    viewer = org.fresh(Role.viewonly)
+    client, headers = _client(app, org.fresh(Role.manager))
+    url = f"/api/v1/buckets/{org.buckets['write']}/permissions/{viewer.member.membership_id}"
+    for rights in ({"read": True, "write": True, "delete": False},
+                   {"read": True, "write": False, "delete": True},
+                   {"read": True, "write": True, "delete": True}):
+        response = client.put(url, json=rights, headers=headers)
+        assert response.status_code == 400, (rights, response.get_json())
+    ok = client.put(url, json={"read": True, "write": False, "delete": False}, headers=headers)
+    assert ok.status_code == 200
+    assert ok.get_json() == {"bucket_id": org.buckets["write"],
+                             "member_id": str(viewer.member.membership_id),
+                             "read": True, "write": False, "delete": False}
+    viewer_client, viewer_headers = _client(app, viewer)
+    upload = media.post_upload(viewer_client, viewer_headers, org.buckets["write"], "v.png",
+                               "image/png", media.png())
+    assert upload.status_code == 403
+
+
+def test_put_permissions_rejects_unknown_members_and_bad_bodies(app: Flask, org: Org) -> None:
+    client, headers = _client(app, org.fresh(Role.admin))
+    base = f"/api/v1/buckets/{org.buckets['read']}/permissions"
+    unknown = client.put(f"{base}/{uuid.uuid4()}",
+                         json={"read": True, "write": False, "delete": False}, headers=headers)
+    assert unknown.status_code == 404
+    member = org.people[Role.staff].member.membership_id
+    for body in ({"read": True}, {"read": True, "write": False, "delete": False, "x": 1},
+                 {"read": False, "write": True, "delete": False}):
+        assert client.put(f"{base}/{member}", json=body, headers=headers).status_code == 400
+
+
+@pytest.mark.parametrize(("role", "status"), [(Role.admin, 200), (Role.manager, 200),
+                                              (Role.staff, 403), (Role.viewonly, 403)])
+def test_put_lifecycle_by_role(app: Flask, org: Org, role: Role, status: int) -> None:
+    client, headers = _client(app, org.people[role])
+    response = client.put(f"/api/v1/buckets/{org.buckets['read']}/lifecycle",
+                          json={"expire_after_days": 3650}, headers=headers)
+    assert response.status_code == status, response.get_json()
+    if status == 200:
+        assert response.get_json() == {"bucket_id": org.buckets["read"],
+                                       "expire_after_days": 3650}
+        cleared = client.put(f"/api/v1/buckets/{org.buckets['read']}/lifecycle",
+                             json={"expire_after_days": None}, headers=headers)
+        assert cleared.status_code == 200 and cleared.get_json()["expire_after_days"] is None
+        for bad in (0, 3651, -1, "forever", 1.5):
+            assert client.put(f"/api/v1/buckets/{org.buckets['read']}/lifecycle",
+                              json={"expire_after_days": bad}, headers=headers
+                              ).status_code == 400, bad
+
+
+# -- staff and viewonly on files -------------------------------------------------------------
+
+def test_staff_without_read_sees_nothing(app: Flask, org: Org) -> None:
+    client, headers = _client(app, org.people[Role.staff])
+    bucket, file_id = org.buckets["private"], org.files["private"]
+    assert client.get(f"/api/v1/buckets/{bucket}/files").status_code == 404
+    assert media.post_upload(client, headers, bucket, "x.png", "image/png",
+                             media.png()).status_code == 404
+    assert client.post(f"/api/v1/files/{file_id}/links", json={},
+                       headers=headers).status_code == 404
+    assert client.delete(f"/api/v1/files/{file_id}", headers=headers).status_code == 404
+    assert client.put(f"/api/v1/buckets/{bucket}/lifecycle", json={"expire_after_days": 1},
+                      headers=headers).status_code == 403  # role first: not a manager
+
+
+def test_staff_rights_follow_the_grants(app: Flask, org: Org) -> None:
+    client, headers = _client(app, org.people[Role.staff])
+    # read only: list and share, not upload or delete
+    assert client.get(f"/api/v1/buckets/{org.buckets['read']}/files").status_code == 200
+    refused = media.post_upload(client, headers, org.buckets["read"], "x.png", "image/png",
+                                media.png())
+    assert refused.status_code == 403 and _code(refused) == "forbidden"
+    link = client.post(f"/api/v1/files/{org.files['read']}/links", json={}, headers=headers)
+    assert link.status_code == 201
+    no_delete = client.delete(f"/api/v1/files/{org.files['read']}", headers=headers)
+    assert no_delete.status_code == 403 and _code(no_delete) == "forbidden"
+    # read + write: upload, still no delete
+    accepted = media.post_upload(client, headers, org.buckets["write"], "w.png", "image/png",
+                                 media.png(color=(1, 1, 1)))
+    assert accepted.status_code == 202, accepted.get_json()
+    assert client.delete(f"/api/v1/files/{org.files['write']}",
+                         headers=headers).status_code == 403
+    # read + write + delete: may delete
+    assert client.delete(f"/api/v1/files/{org.files['full']}", headers=headers).status_code == 204
+    assert client.delete(f"/api/v1/files/{org.files['full']}", headers=headers).status_code == 404
+    media.wait_uploads([accepted.get_json()["id"]])
+
+
+def test_viewonly_with_read_lists_and_shares_only(app: Flask, org: Org) -> None:
+    client, headers = _client(app, org.people[Role.viewonly])
+    listed = client.get(f"/api/v1/buckets/{org.buckets['read']}/files")
+    assert listed.status_code == 200
+    assert org.files["read"] in {f["id"] for f in listed.get_json()["items"]}
+    link = client.post(f"/api/v1/files/{org.files['read']}/links", json={"expires_in": 60},
+                       headers=headers)
+    assert link.status_code == 201, link.get_json()
+    assert media.post_upload(client, headers, org.buckets["read"], "x.png", "image/png",
+                             media.png()).status_code == 403
+    assert client.delete(f"/api/v1/files/{org.files['read']}",
+                         headers=headers).status_code == 403
+    assert client.get(f"/api/v1/buckets/{org.buckets['write']}/files").status_code == 404
+
+
+def test_delete_needs_delete_permission(app: Flask, org: Org) -> None:
+    admin_client, admin_headers = _client(app, org.fresh(Role.admin))
+    file_id = media.clean_files(admin_client, admin_headers, org.buckets["write"], 1)[0]
+    staff = org.fresh(Role.staff)
+    _grant(app, org.people[Role.admin], org.buckets["write"], staff, True, write=True)
+    client, headers = _client(app, staff)
+    assert client.delete(f"/api/v1/files/{file_id}", headers=headers).status_code == 403
+    _grant(app, org.people[Role.admin], org.buckets["write"], staff, True, write=True,
+           delete=True)
+    assert client.delete(f"/api/v1/files/{file_id}", headers=headers).status_code == 204
+    assert media.file_row(file_id) is None
+
+
+def test_upload_is_visible_to_its_uploader_and_admins_only(app: Flask, org: Org) -> None:
+    staff = org.fresh(Role.staff)
+    _grant(app, org.people[Role.admin], org.buckets["write"], staff, True, write=True)
+    client, headers = _client(app, staff)
+    response = media.post_upload(client, headers, org.buckets["write"], "mine.png", "image/png",
+                                 media.png(color=(5, 5, 5)))
+    assert response.status_code == 202
+    upload_id = response.get_json()["id"]
+    assert client.get(f"/api/v1/uploads/{upload_id}").status_code == 200
+    admin_client, _ = _client(app, org.fresh(Role.admin))
+    assert admin_client.get(f"/api/v1/uploads/{upload_id}").status_code == 200
+    for role in (Role.manager, Role.staff, Role.viewonly):
+        other_client, _ = _client(app, org.people[role])
+        assert other_client.get(f"/api/v1/uploads/{upload_id}").status_code == 404, role
+    media.wait_uploads([upload_id])
+
+
+def test_link_revocation_is_for_its_creator_or_an_admin(app: Flask, org: Org) -> None:
+    staff = org.people[Role.staff]
+    client, headers = _client(app, staff)
+    link = client.post(f"/api/v1/files/{org.files['read']}/links", json={}, headers=headers)
+    assert link.status_code == 201
+    link_id = link.get_json()["id"]
+    for role in (Role.manager, Role.viewonly):
+        other_client, other_headers = _client(app, org.people[role])
+        assert other_client.delete(f"/api/v1/links/{link_id}",
+                                   headers=other_headers).status_code == 404, role
+    assert client.delete(f"/api/v1/links/{link_id}", headers=headers).status_code == 204
+    second = client.post(f"/api/v1/files/{org.files['read']}/links", json={}, headers=headers)
+    admin_client, admin_headers = _client(app, org.fresh(Role.admin))
+    assert admin_client.delete(f"/api/v1/links/{second.get_json()['id']}",
+                               headers=admin_headers).status_code == 204
+
+
+# -- access-key scopes -----------------------------------------------------------------------
+
+STORAGE_SCOPES = ["buckets:read", "buckets:write", "files:read", "files:write", "files:delete"]
+
+
+def _key(app: Flask, admin: LoggedIn, scopes: list[str]) -> str:
+    client, headers = _client(app, admin)
+    response = client.post("/api/v1/access-keys", json={"name": "storage", "scopes": scopes,
+                                                        "expires_in_days": 1}, headers=headers)
+    assert response.status_code == 201, response.get_json()
+    return str(response.get_json()["key"])
+
+
+def test_access_key_scopes(app: Flask, org: Org) -> None:
+    admin = org.fresh(Role.admin)
+    full = _key(app, admin, STORAGE_SCOPES)
+    without = {scope: _key(app, admin, [s for s in STORAGE_SCOPES if s != scope])
+               for scope in STORAGE_SCOPES}
+    bucket, member = org.buckets["write"], org.people[Role.staff].member.membership_id
+
+    def call(key: str, route: str, file_id: str, link_id: str, upload_id: str,
+             scratch: str) -> object:
+        client, headers = media.key_client(app, key)
+        if route == "list_buckets":
+            return client.get("/api/v1/buckets", headers=headers)
+        if route == "create_bucket":
+            return client.post("/api/v1/buckets", json={"name": f"k-{uuid.uuid4().hex[:8]}"},
+                               headers=headers)
+        if route == "delete_bucket":
+            return client.delete(f"/api/v1/buckets/{scratch}", headers=headers)
+        if route == "permissions":
+            return client.put(f"/api/v1/buckets/{bucket}/permissions/{member}",
+                              json={"read": True, "write": True, "delete": False},
+                              headers=headers)
+        if route == "lifecycle":
+            return client.put(f"/api/v1/buckets/{bucket}/lifecycle",
+                              json={"expire_after_days": None}, headers=headers)
+        if route == "upload":
+            return media.post_upload(client, headers, bucket, "k.png", "image/png", media.png())
+        if route == "get_upload":
+            return client.get(f"/api/v1/uploads/{upload_id}", headers=headers)
+        if route == "list_files":
+            return client.get(f"/api/v1/buckets/{bucket}/files", headers=headers)
+        if route == "delete_file":
+            return client.delete(f"/api/v1/files/{file_id}", headers=headers)
+        if route == "create_link":
+            return client.post(f"/api/v1/files/{file_id}/links", json={}, headers=headers)
+        if route == "revoke_link":
+            return client.delete(f"/api/v1/links/{link_id}", headers=headers)
+        raise AssertionError(route)
+
+    scope_of = {"list_buckets": ("buckets:read", 200), "create_bucket": ("buckets:write", 201),
+                "delete_bucket": ("buckets:write", 204), "permissions": ("buckets:write", 200),
+                "lifecycle": ("buckets:write", 200), "upload": ("files:write", 202),
+                "get_upload": ("files:read", 200), "list_files": ("files:read", 200),
+                "delete_file": ("files:delete", 204), "create_link": ("files:read", 201),
+                "revoke_link": ("files:read", 204)}
+    admin_client, admin_headers = _client(app, admin)
+    file_id = media.clean_files(admin_client, admin_headers, bucket, 1)[0]  # deleted below
+    scratch = media.create_bucket(admin_client, admin_headers, "scratch")  # deleted below
+    link_id = admin_client.post(f"/api/v1/files/{org.files['write']}/links", json={},
+                                headers=admin_headers).get_json()["id"]  # revoked below
+    upload_id = media.post_upload(admin_client, admin_headers, bucket, "u.png", "image/png",
+                                  media.png()).get_json()["id"]
+    upload_ids = [upload_id]
+    for route, (scope, ok) in scope_of.items():
+        target = file_id if route == "delete_file" else org.files["write"]
+        denied = call(without[scope], route, target, link_id, upload_id, scratch)
+        assert denied.status_code == 403, (route, denied.get_json())  # type: ignore[attr-defined]
+        assert _code(denied) == "insufficient_scope", route
+        allowed = call(full, route, target, link_id, upload_id, scratch)
+        assert allowed.status_code == ok, (route, allowed.get_json())  # type: ignore[attr-defined]
+        if route == "upload":
+            upload_ids.append(allowed.get_json()["id"])  # type: ignore[attr-defined]
+    media.wait_uploads(upload_ids)
+    assert media.file_row(file_id) is None
+
+
+def test_access_key_is_refused_on_session_only_routes(app: Flask, org: Org) -> None:
+    client, headers = media.key_client(app, _key(app, org.fresh(Role.admin), STORAGE_SCOPES))
+    refused = client.get("/api/v1/access-keys", headers=headers)
+    assert refused.status_code == 403 and _code(refused) == "session_required"
+    assert client.get("/api/v1/buckets", headers=headers).status_code == 200
+
+
+# -- other tenants ---------------------------------------------------------------------------
+
+def test_another_tenants_ids_are_404_everywhere(app: Flask, org: Org, other: Org,
+                                                stack: LocalStack) -> None:
+    """Tenant B's admin (every right in B) names tenant A's objects on every route."""
+    victim_admin = org.fresh(Role.admin)
+    victim_client, victim_headers = _client(app, victim_admin)
+    link = victim_client.post(f"/api/v1/files/{org.files['read']}/links", json={},
+                              headers=victim_headers)
+    assert link.status_code == 201
+    link_id = link.get_json()["id"]
+    bucket, file_id = org.buckets["read"], org.files["read"]
+    own_member = other.people[Role.staff].member.membership_id
+    victim_member = org.people[Role.staff].member.membership_id
+
+    intruder = other.fresh(Role.admin)
+    client, headers = _client(app, intruder)
+    attempts = {
+        "list files": client.get(f"/api/v1/buckets/{bucket}/files"),
+        "delete bucket": client.delete(f"/api/v1/buckets/{org.buckets['private']}",
+                                       headers=headers),
+        "grant own member": client.put(f"/api/v1/buckets/{bucket}/permissions/{own_member}",
+                                       json={"read": True, "write": True, "delete": True},
+                                       headers=headers),
+        "grant victim member": client.put(
+            f"/api/v1/buckets/{bucket}/permissions/{victim_member}",
+            json={"read": True, "write": True, "delete": True}, headers=headers),
+        "grant victim member on own bucket": client.put(
+            f"/api/v1/buckets/{other.buckets['read']}/permissions/{victim_member}",
+            json={"read": True, "write": False, "delete": False}, headers=headers),
+        "lifecycle": client.put(f"/api/v1/buckets/{bucket}/lifecycle",
+                                json={"expire_after_days": 1}, headers=headers),
+        "upload": media.post_upload(client, headers, bucket, "x.png", "image/png", media.png()),
+        "get upload": client.get(f"/api/v1/uploads/{org.upload_id}"),
+        "delete file": client.delete(f"/api/v1/files/{file_id}", headers=headers),
+        "create link": client.post(f"/api/v1/files/{file_id}/links", json={}, headers=headers),
+        "revoke link": client.delete(f"/api/v1/links/{link_id}", headers=headers),
+    }
+    for name, response in attempts.items():
+        assert response.status_code == 404, (name, response.status_code, response.get_json())
+        assert _code(response) == "not_found", name
+    listed = {b["id"] for b in client.get("/api/v1/buckets?limit=200").get_json()["items"]}
+    assert listed.isdisjoint(org.buckets.values())
+    # and nothing changed on A's side
+    assert media.file_row(file_id) is not None
+    still = victim_client.get(f"/api/v1/buckets/{bucket}/files").get_json()["items"]
+    assert file_id in {f["id"] for f in still}
+    assert app.test_client().get(
+        link.get_json()["url"].replace("http://portcullis.test", ""),
+        environ_base={"REMOTE_ADDR": "198.51.100.201"}).status_code == 200
