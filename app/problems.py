@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Flask, Response, g, json
 from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from portcullis.errors import DomainError
@@ -99,6 +100,13 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def _domain(exc: DomainError) -> Response:
         return problem_response(Problem(exc.status, exc.code, exc.detail or None))
+
+    @app.errorhandler(DBAPIError)
+    def _database(exc: DBAPIError) -> Response:
+        if exc.connection_invalidated or isinstance(exc, OperationalError):
+            log.warning("database unavailable: %s", type(exc.orig).__name__)
+            return _dependency(DependencyUnavailable("database"))
+        return _unexpected(exc)
 
     @app.errorhandler(DependencyUnavailable)
     def _dependency(exc: DependencyUnavailable) -> Response:

@@ -22,13 +22,12 @@ from config import get_settings
 from portcullis.accounts import login as login_service
 from portcullis.accounts import mfa, sessions, signup
 from portcullis.accounts.audit import record, user_actor
-from portcullis.accounts.models import SessionState, User
+from portcullis.accounts.models import SessionState
 from portcullis.accounts.sessions import IssuedSession
 from portcullis.accounts.tokens import ABSOLUTE_LIFETIME
 from portcullis.audit.service import Target
 from portcullis.db import tenant_session
 from portcullis.errors import NotFound
-from portcullis.tenants.models import Tenant
 from workers.errors import DependencyUnavailable
 
 bp = Blueprint("auth", __name__, url_prefix="/api/v1/auth")
@@ -261,18 +260,15 @@ def logout() -> ResponseReturnValue:
 @operation(summary="The caller, their tenant, role and session state", tag="auth",
            auth=SESSION_ONLY, allow_restricted=True, response=MeOut)
 def me() -> ResponseReturnValue:
-    identity = current_identity()
-    with tenant_session(identity.tenant_id) as db:
-        user = db.get(User, identity.user_id)
-        tenant = db.get(Tenant, identity.tenant_id)
-        assert user is not None and tenant is not None
-        return jsonify({
-            "user": {"id": str(user.id), "email": user.email, "name": user.name},
-            "tenant": {"id": str(tenant.id), "name": tenant.name, "status": tenant.status},
-            "role": identity.role.value,
-            "mfa_enabled": identity.mfa_enabled,
-            "session": identity.session_state.value,
-        })
+    identity = current_identity()  # the loader's one query already read all of this
+    return jsonify({
+        "user": {"id": str(identity.user_id), "email": identity.email, "name": identity.name},
+        "tenant": {"id": str(identity.tenant_id), "name": identity.tenant_name,
+                   "status": identity.tenant_status},
+        "role": identity.role.value,
+        "mfa_enabled": identity.mfa_enabled,
+        "session": identity.session_state.value,
+    })
 
 
 @bp.get("/sessions")

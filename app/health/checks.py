@@ -9,6 +9,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 
 import redis
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from config import get_settings
 from portcullis.db.engine import get_engine
@@ -18,8 +19,14 @@ CHECK_TIMEOUT = 3.0
 
 
 def database() -> bool:
-    with get_engine().connect() as conn:
-        return conn.execute(text("SELECT 1")).scalar() == 1
+    for attempt in (1, 2):  # a pooled connection may have died with a restarted server
+        try:
+            with get_engine().connect() as conn:
+                return conn.execute(text("SELECT 1")).scalar() == 1
+        except DBAPIError as exc:
+            if attempt == 2 or not exc.connection_invalidated:
+                raise
+    return False
 
 
 def redis_ping() -> bool:

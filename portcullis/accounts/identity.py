@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
 
@@ -22,6 +22,8 @@ from portcullis.alerts import detection
 from portcullis.audit.service import Origin
 from portcullis.db import tenant_session
 from portcullis.tenants.models import Tenant
+
+TOUCH_EVERY = timedelta(seconds=60)
 
 
 class _Authenticated:
@@ -44,6 +46,9 @@ class Identity(_Authenticated):
     mfa_enabled: bool = False
     access_key_id: uuid.UUID | None = None
     scopes: frozenset[str] | None = None  # None: a browser session, every scope of the role
+    email: str = ""
+    name: str = ""
+    tenant_name: str = ""
 
     def get_id(self) -> str:
         return str(self.user_id)
@@ -90,7 +95,7 @@ def identity_from_session(claims: SessionClaims, origin: Origin) -> Identity | N
     with tenant_session(claims.tenant_id) as db:
         row = db.execute(
             select(UserSession, Membership.role, Membership.status, Tenant.status,
-                   User.totp_enabled_at)
+                   User.totp_enabled_at, User.email, User.name, Tenant.name)
             .join(User, User.id == UserSession.user_id)
             .join(Membership, Membership.user_id == User.id)
             .join(Tenant, Tenant.id == UserSession.tenant_id)
@@ -101,20 +106,22 @@ def identity_from_session(claims: SessionClaims, origin: Origin) -> Identity | N
         ).first()
         if row is None:
             return None
-        record, role, member_status, tenant_status, totp_enabled_at = row
+        record, role, member_status, tenant_status, totp_enabled_at, email, name, tenant = row
         if (record.revoked_at is not None or member_status != MemberStatus.active
                 or now >= record.expires_at or now - record.last_seen_at >= IDLE_TIMEOUT
                 or now - record.created_at >= ABSOLUTE_LIFETIME):
             return None
-        db.execute(update(UserSession).where(UserSession.id == record.id)
-                   .values(last_seen_at=now))
+        if now - record.last_seen_at >= TOUCH_EVERY:  # the idle clock needs minutes, not ms
+            db.execute(update(UserSession).where(UserSession.id == record.id)
+                       .values(last_seen_at=now))
         if record.ip and origin.ip and origin.ip != record.ip:
             detection.session_ip_changed(db, claims.tenant_id, record.id, claims.user_id,
                                          record.ip, origin.ip)
         mfa_enabled = totp_enabled_at is not None
         state = _effective_state(SessionState(record.state), Role(role), mfa_enabled)
         return Identity(claims.tenant_id, claims.user_id, Role(role), record.id, state,
-                        tenant_status, "session", mfa_enabled)
+                        tenant_status, "session", mfa_enabled, email=email, name=name,
+                        tenant_name=tenant)
 
 
 def identity_from_access_key(secret: str, origin: Origin) -> Identity | None:

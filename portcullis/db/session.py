@@ -26,11 +26,11 @@ def _scope_transaction(session: Session, _tx: Any, connection: Any) -> None:
     role = session.info.get("role")
     if role is None:
         return
-    connection.exec_driver_sql(f"SET LOCAL ROLE {role}")
     tenant = session.info.get("tenant_id")
+    # One round trip: set_config('role', ...) is SET LOCAL ROLE.
     connection.execute(
-        text("SELECT set_config(:name, :value, true)"),
-        {"name": TENANT_SETTING, "value": str(tenant) if tenant else ""},
+        text("SELECT set_config('role', :role, true), set_config(:name, :value, true)"),
+        {"role": role, "name": TENANT_SETTING, "value": str(tenant) if tenant else ""},
     )
 
 

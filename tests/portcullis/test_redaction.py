@@ -82,16 +82,24 @@ def test_password_typed_as_email_never_reaches_the_audit_log(client: object) -> 
     assert details and all(typed.lower() not in str(d).lower() for d in details)
 
 
-def test_logged_tracebacks_are_plain_and_scrubbed(capfd: pytest.CaptureFixture[str]) -> None:
+def test_logged_tracebacks_are_plain_and_scrubbed() -> None:
+    import io
+
     from portcullis.observability import configure_logging
 
     configure_logging()
+    handler = next(h for h in logging.getLogger().handlers
+                   if isinstance(h, logging.StreamHandler) and h.filters)
+    stream = io.StringIO()
+    previous = handler.setStream(stream)
     secret_local = "local-value-" + "q" * 20  # noqa: F841 - must not be printed
     try:
         raise RuntimeError("failed with key pck_" + "s" * 32)
     except RuntimeError:
         logging.getLogger("test").exception("boom")
-    err = capfd.readouterr().err
+    finally:
+        handler.setStream(previous)
+    err = stream.getvalue()
     assert "boom" in err and "RuntimeError" in err
     assert "pck_sss" not in err
     assert "local-value-" not in err  # no rich locals

@@ -37,3 +37,22 @@ def test_readyz_names_the_one_that_is_down(client: FlaskClient, stack: LocalStac
     assert body["checks"][check] == "down"
     assert [name for name, state in body["checks"].items() if state == "down"] == [check]
     assert client.get("/readyz").status_code == 200
+
+
+def test_database_restart_is_a_503_never_a_500(app: object, stack: LocalStack) -> None:
+    from portcullis.accounts.models import Role
+    from tests.support.factories import make_member, make_session, make_tenant
+
+    member = make_session(make_member(make_tenant(), Role.viewonly))
+    client = member.attach(app.test_client())  # type: ignore[attr-defined]
+    assert client.get("/api/v1/auth/me").status_code == 200
+    stack["postgres"].stop()
+    stack["postgres"].start()
+    statuses = []
+    for _ in range(3):
+        response = client.get("/api/v1/auth/me")
+        statuses.append(response.status_code)
+        if response.status_code == 503:
+            assert response.get_json()["code"] == "dependency_unavailable"
+    assert 500 not in statuses
+    assert statuses[-1] == 200
