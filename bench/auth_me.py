@@ -14,11 +14,12 @@ import json
 
 from bench.harness import (
     PASSWORD,
+    CpuWatch,
+    Load,
     Services,
     full_session,
     get,
     gunicorn,
-    machine_load,
     median,
     run_load,
     seed_viewonly,
@@ -34,7 +35,7 @@ WARMUP = 400  # requests per route, not timed
 ROUNDS = 3
 BARE_REQUESTS = 1500  # per round
 ME_REQUESTS = 500  # per round
-ROUND_TIME_LIMIT = 12.0  # seconds; a round stops early if it is hit
+ROUND_TIME_LIMIT = 10.0  # seconds; a round stops early if it is hit
 BARE = "/_bench/bare"
 ME = "/api/v1/auth/me"
 
@@ -43,8 +44,7 @@ def run(svc: Services) -> bool:
     from portcullis.accounts.passwords import hash_password
 
     print(f"[{NAME}] GET {ME} (full session) vs GET {BARE}; gunicorn {WORKERS} workers x "
-          f"{THREADS} threads, {CONNECTIONS} keep-alive connections; {machine_load()}",
-          flush=True)
+          f"{THREADS} threads, {CONNECTIONS} keep-alive connections", flush=True)
     accounts = seed_viewonly(CONNECTIONS, 1, hash_password(PASSWORD), "me")
     cookies = [full_session(a) for a in accounts]
     me_requests = [get(ME, {"Cookie": f"portcullis_session={c}"}) for c in cookies]
@@ -65,16 +65,18 @@ def run(svc: Services) -> bool:
         for build in (bare, me):
             run_load(port, build, ok, total=WARMUP, concurrency=CONNECTIONS,
                      time_limit=ROUND_TIME_LIMIT)
-        results: dict[str, list] = {"bare": [], "me": []}
-        for round_no in range(1, ROUNDS + 1):
-            for label, build, total in (("bare", bare, BARE_REQUESTS),
-                                        ("me", me, ME_REQUESTS)):
-                load = run_load(port, build, ok, total=total, concurrency=CONNECTIONS,
-                                time_limit=ROUND_TIME_LIMIT)
-                results[label].append(load)
-                print(f"[{NAME}] round {round_no} {label:>4}: {load.describe()}", flush=True)
+        results: dict[str, list[Load]] = {"bare": [], "me": []}
+        with CpuWatch() as watch:
+            for round_no in range(1, ROUNDS + 1):
+                for label, build, total in (("bare", bare, BARE_REQUESTS),
+                                            ("me", me, ME_REQUESTS)):
+                    load = run_load(port, build, ok, total=total, concurrency=CONNECTIONS,
+                                    time_limit=ROUND_TIME_LIMIT)
+                    results[label].append(load)
+                    print(f"[{NAME}] round {round_no} {label:>4}: {load.describe()}",
+                          flush=True)
 
-    print(f"[{NAME}] {machine_load()} after the run", flush=True)
+    print(f"[{NAME}] {watch.describe()}", flush=True)
     bare_ok = sum(r.ok for r in results["bare"])
     me_ok = sum(r.ok for r in results["me"])
     bare_rate = bare_ok / sum(r.elapsed for r in results["bare"])

@@ -37,6 +37,7 @@ BENCH_ENV = {
 }
 
 PASSWORD = "correct horse battery staple 42"
+NOISY_CORES = 0.25  # other work above this during a measurement makes its numbers suspect
 
 
 def cores() -> int:
@@ -417,10 +418,69 @@ def median(values: list[float]) -> float:
     return statistics.median(values) if values else 0.0
 
 
-def machine_load() -> str:
-    """The 1-minute load average: other work on the machine makes the numbers noisy."""
-    one, _, _ = os.getloadavg()
-    return f"load average {one:.2f} on {cores()} cores"
+class CpuWatch:
+    """How much CPU *other* work on the machine used while a benchmark ran (Linux /proc).
+
+    Busy time of the whole machine minus that of this process and its descendants
+    (gunicorn, the services), in cores, plus hypervisor steal: anything well above 0 means
+    the numbers were taken on a shared, noisy machine.
+    """
+
+    def __enter__(self) -> CpuWatch:
+        self._start = self._snapshot()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._end = self._snapshot()
+
+    @staticmethod
+    def _snapshot() -> tuple[float, int, int, int] | None:
+        try:
+            with open("/proc/stat") as stat:
+                fields = [int(v) for v in stat.readline().split()[1:9]]
+            user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+            return time.monotonic(), user + nice + system + irq + softirq, steal, _tree_ticks()
+        except (OSError, ValueError):
+            return None
+
+    def describe(self) -> str:
+        if self._start is None or self._end is None:
+            return "other load: unknown"
+        hz = os.sysconf("SC_CLK_TCK")
+        elapsed = self._end[0] - self._start[0]
+        busy = (self._end[1] - self._start[1]) / hz / elapsed
+        steal = (self._end[2] - self._start[2]) / hz / elapsed
+        own = (self._end[3] - self._start[3]) / hz / elapsed
+        other = max(busy - own, 0.0) + steal
+        note = (" -- NOISY: other work competed for the cores; rerun on a quiet machine"
+                if other > NOISY_CORES else "")
+        return (f"CPU over {elapsed:.0f}s: this benchmark {own:.2f} cores, other work "
+                f"{max(busy - own, 0.0):.2f} cores, steal {steal:.2f} (of {cores()}){note}")
+
+
+def _tree_ticks() -> int:
+    """utime+stime (children included) of this process and every descendant."""
+    me = os.getpid()
+    parent: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                rest = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        parent[int(entry)] = int(rest[1])
+        ticks[int(entry)] = sum(int(v) for v in rest[11:15])
+    total = 0
+    for pid, value in ticks.items():
+        hops, ancestor = 0, pid
+        while ancestor not in (me, 0) and hops < 64:
+            ancestor, hops = parent.get(ancestor, 0), hops + 1
+        if ancestor == me:
+            total += value
+    return total
 
 
 def verdict(name: str, ratio: float, goal: float, what: str) -> bool:
