@@ -13,13 +13,17 @@ from werkzeug.sansio.multipart import NEED_DATA, Data, Epilogue, Field, File, Mu
 
 from app.problems import Problem
 
-READ_SIZE = 64 * 1024
+READ_SIZE = 16 * 1024
+# The decoder may hold back a partial boundary between reads; its buffer limit must leave
+# room for that plus a whole read, or a large file trips it (413) halfway through.
+DECODER_BUFFER = 4 * READ_SIZE
 
 
 class FilePart:
     def __init__(self, stream: IO[bytes], boundary: bytes, field: str = "file") -> None:
         self._stream = stream
-        self._decoder = MultipartDecoder(boundary, max_form_memory_size=64 * 1024, max_parts=8)
+        self._decoder = MultipartDecoder(boundary, max_form_memory_size=DECODER_BUFFER,
+                                         max_parts=8)
         self._field = field
         self._eof = False
         self.filename: str | None = None

@@ -80,3 +80,19 @@ def test_html_named_png_is_a_type_mismatch(app: Flask) -> None:
     verdict = _upload(app, admin, bucket, "x.png", b"<html><script>alert(1)</script></html>",
                       "image/png")
     assert verdict["status"] == "rejected" and verdict["reason"] == "type_mismatch"
+
+
+def test_a_large_binary_upload_is_accepted_and_scanned(app: Flask) -> None:
+    """Random binary bytes hold CR/LF everywhere: the multipart reader must not choke."""
+    import os
+    import wave
+
+    admin, bucket = _admin(app)
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(22050)
+        out.writeframes(os.urandom(3 * 1024 * 1024))
+    verdict = _upload(app, admin, bucket, "noise.wav", buffer.getvalue(), "audio/wav")
+    assert verdict["status"] == "clean", verdict
