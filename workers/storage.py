@@ -8,6 +8,7 @@ Messages carry the error class or S3 error code only, never the endpoint or cred
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from typing import IO, Any
@@ -71,6 +72,9 @@ def _translate(exc: Exception, operation: str) -> Exception:
     return DependencyUnavailable("storage", f"{operation}: {type(exc).__name__}")
 
 
+_SHARED: dict[tuple[Any, ...], ObjectStore] = {}  # keyed by settings and pid (fork-safe)
+
+
 class ObjectStore:
     """Typed access to the two configured buckets (files and quarantine)."""
 
@@ -92,6 +96,22 @@ class ObjectStore:
     def from_settings(cls, settings: Any, *, connect_timeout: float = 3.0,
                       read_timeout: float = 30.0, max_attempts: int = 3,
                       **kwargs: Any) -> ObjectStore:
+        """The process's shared store for these settings (boto3 clients are thread-safe and
+        slow to build); other timeouts or options get a client of their own."""
+        if connect_timeout == 3.0 and read_timeout == 30.0 and max_attempts == 3 and not kwargs:
+            key = (settings.S3_ENDPOINT_URL, settings.S3_REGION, settings.S3_BUCKET,
+                   settings.S3_QUARANTINE_BUCKET, settings.S3_ACCESS_KEY_ID.get_secret_value(),
+                   settings.S3_SECRET_ACCESS_KEY.get_secret_value(), os.getpid())
+            store = _SHARED.get(key)
+            if store is None:
+                store = _SHARED[key] = cls._build(settings, connect_timeout, read_timeout,
+                                                  max_attempts)
+            return store
+        return cls._build(settings, connect_timeout, read_timeout, max_attempts, **kwargs)
+
+    @classmethod
+    def _build(cls, settings: Any, connect_timeout: float, read_timeout: float,
+               max_attempts: int, **kwargs: Any) -> ObjectStore:
         endpoint = settings.S3_ENDPOINT_URL or None
         options: dict[str, Any] = {
             "connect_timeout": connect_timeout, "read_timeout": read_timeout,
