@@ -13,12 +13,15 @@ import time
 import traceback
 from collections.abc import Callable
 
-from bench import auth_me, logins
+from bench import audit_export, audit_page, auth_me, logins, uploads
 from bench.harness import Services, services
 
 BENCHMARKS: dict[str, Callable[[Services], bool]] = {
     auth_me.NAME: auth_me.run,
     logins.NAME: logins.run,
+    audit_page.NAME: audit_page.run,
+    audit_export.NAME: audit_export.run,
+    uploads.NAME: uploads.run,
 }
 
 

@@ -21,6 +21,7 @@ from portcullis.accounts.tokens import ABSOLUTE_LIFETIME, IDLE_TIMEOUT, SessionC
 from portcullis.alerts import detection
 from portcullis.audit.service import Origin
 from portcullis.db import tenant_session
+from portcullis.db.session import tenant_connection
 from portcullis.tenants.models import Tenant
 
 TOUCH_EVERY = timedelta(seconds=60)
@@ -92,10 +93,13 @@ def _effective_state(state: SessionState, role: Role, mfa_enabled: bool) -> Sess
 def identity_from_session(claims: SessionClaims, origin: Origin) -> Identity | None:
     """The identity behind a live session row, refreshing its idle clock; None if it died."""
     now = datetime.now(UTC)
-    with tenant_session(claims.tenant_id) as db:
-        row = db.execute(
-            select(UserSession, Membership.role, Membership.status, Tenant.status,
-                   User.totp_enabled_at, User.email, User.name, Tenant.name)
+    with tenant_connection(claims.tenant_id) as conn:
+        row = conn.execute(
+            select(UserSession.id, UserSession.state, UserSession.created_at,
+                   UserSession.last_seen_at, UserSession.expires_at, UserSession.revoked_at,
+                   UserSession.ip, Membership.role, Membership.status.label("member_status"),
+                   Tenant.status.label("tenant_status"), User.totp_enabled_at, User.email,
+                   User.name, Tenant.name.label("tenant_name"))
             .join(User, User.id == UserSession.user_id)
             .join(Membership, Membership.user_id == User.id)
             .join(Tenant, Tenant.id == UserSession.tenant_id)
@@ -106,22 +110,22 @@ def identity_from_session(claims: SessionClaims, origin: Origin) -> Identity | N
         ).first()
         if row is None:
             return None
-        record, role, member_status, tenant_status, totp_enabled_at, email, name, tenant = row
-        if (record.revoked_at is not None or member_status != MemberStatus.active
-                or now >= record.expires_at or now - record.last_seen_at >= IDLE_TIMEOUT
-                or now - record.created_at >= ABSOLUTE_LIFETIME):
+        if (row.revoked_at is not None or row.member_status != MemberStatus.active
+                or now >= row.expires_at or now - row.last_seen_at >= IDLE_TIMEOUT
+                or now - row.created_at >= ABSOLUTE_LIFETIME):
             return None
-        if now - record.last_seen_at >= TOUCH_EVERY:  # the idle clock needs minutes, not ms
-            db.execute(update(UserSession).where(UserSession.id == record.id)
-                       .values(last_seen_at=now))
-        if record.ip and origin.ip and origin.ip != record.ip:
-            detection.session_ip_changed(db, claims.tenant_id, record.id, claims.user_id,
-                                         record.ip, origin.ip)
-        mfa_enabled = totp_enabled_at is not None
-        state = _effective_state(SessionState(record.state), Role(role), mfa_enabled)
-        return Identity(claims.tenant_id, claims.user_id, Role(role), record.id, state,
-                        tenant_status, "session", mfa_enabled, email=email, name=name,
-                        tenant_name=tenant)
+        if now - row.last_seen_at >= TOUCH_EVERY:  # the idle clock needs minutes, not ms
+            conn.execute(update(UserSession).where(UserSession.id == row.id)
+                         .values(last_seen_at=now))
+    if row.ip and origin.ip and origin.ip != row.ip:
+        with tenant_session(claims.tenant_id) as db:
+            detection.session_ip_changed(db, claims.tenant_id, row.id, claims.user_id,
+                                         row.ip, origin.ip)
+    mfa_enabled = row.totp_enabled_at is not None
+    state = _effective_state(SessionState(row.state), Role(row.role), mfa_enabled)
+    return Identity(claims.tenant_id, claims.user_id, Role(row.role), row.id, state,
+                    row.tenant_status, "session", mfa_enabled, email=row.email,
+                    name=row.name, tenant_name=row.tenant_name)
 
 
 def identity_from_access_key(secret: str, origin: Origin) -> Identity | None:

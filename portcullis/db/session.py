@@ -12,13 +12,15 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import Connection, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from portcullis.db.engine import get_engine
 from portcullis.db.roles import APP_ROLE, SYSTEM_ROLE, TENANT_SETTING
 
 _factory = sessionmaker(expire_on_commit=False)
+# One round trip: set_config('role', ...) is SET LOCAL ROLE.
+_SCOPE = text("SELECT set_config('role', :role, true), set_config(:name, :value, true)")
 
 
 @event.listens_for(Session, "after_begin")
@@ -27,11 +29,8 @@ def _scope_transaction(session: Session, _tx: Any, connection: Any) -> None:
     if role is None:
         return
     tenant = session.info.get("tenant_id")
-    # One round trip: set_config('role', ...) is SET LOCAL ROLE.
-    connection.execute(
-        text("SELECT set_config('role', :role, true), set_config(:name, :value, true)"),
-        {"role": role, "name": TENANT_SETTING, "value": str(tenant) if tenant else ""},
-    )
+    connection.execute(_SCOPE, {"role": role, "name": TENANT_SETTING,
+                                "value": str(tenant) if tenant else ""})
 
 
 @contextmanager
@@ -61,3 +60,18 @@ def tenant_session(tenant_id: uuid.UUID) -> AbstractContextManager[Session]:
 def system_session() -> AbstractContextManager[Session]:
     """A cross-tenant unit of work for sweepers, billing runs and chain checks only."""
     return _unit_of_work(SYSTEM_ROLE, None)
+
+
+@contextmanager
+def tenant_connection(tenant_id: uuid.UUID) -> Iterator[Connection]:
+    """A Core connection in one transaction, scoped exactly like ``tenant_session``.
+
+    For the per-request identity check only: the hottest query in the system, where an ORM
+    session's bookkeeping costs more than the query.
+    """
+    if not isinstance(tenant_id, uuid.UUID):
+        raise TypeError("tenant_id must be a UUID from a verified identity")
+    with get_engine().begin() as connection:
+        connection.execute(_SCOPE, {"role": APP_ROLE, "name": TENANT_SETTING,
+                                    "value": str(tenant_id)})
+        yield connection
