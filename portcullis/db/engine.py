@@ -24,9 +24,9 @@ def _engine_for(url: str) -> Engine:
         return _engines[url]
     engine = create_engine(
         _normalise(url),
-        # No ping per checkout (a round trip on every request): a connection that died
-        # with the server is invalidated on first use and the request answers 503.
-        pool_pre_ping=False,
+        # A ping per checkout: a connection that died with a restarted server is replaced
+        # instead of failing the next request or task (one round trip, worth it).
+        pool_pre_ping=True,
         pool_size=5,
         max_overflow=10,
         pool_recycle=1800,

@@ -245,6 +245,7 @@ def test_removal_revokes_sessions_and_keys_and_hides_the_member(app: Flask,
 
 
 @pytest.mark.usefixtures("worker")
+@pytest.mark.usefixtures("worker")
 def test_a_removed_members_email_can_be_invited_again(app: Flask, stack: LocalStack) -> None:
     tenant = make_tenant("Comeback Co")
     admin = make_session(make_member(tenant, Role.admin))
