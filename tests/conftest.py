@@ -17,7 +17,7 @@ from flask.testing import FlaskClient
 
 from config import get_settings
 from portcullis.devstack.stack import LocalStack
-from tests.support.worker import CeleryProcess, start_worker
+from tests.support.worker import CeleryProcess, start_beat, start_worker
 
 TEST_ENV = {
     "PORTCULLIS_ENV": "test",
@@ -67,6 +67,27 @@ def worker(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Itera
         yield process
     finally:
         process.stop(timeout=30)
+
+
+@pytest.fixture
+def shared_worker_paused(worker: CeleryProcess) -> Iterator[None]:
+    """Stop the shared worker so the test decides which worker takes each message."""
+    worker.stop(timeout=30)
+    try:
+        yield
+    finally:
+        worker.start()
+        worker.wait_for_log("ready.", timeout=60)
+
+
+@pytest.fixture
+def beat(tmp_path: Path, stack: LocalStack) -> Iterator[CeleryProcess]:
+    """A real beat: it drives the sweepers (stuck jobs, due alerts)."""
+    process = start_beat(tmp_path / "beat.log", "beat")
+    try:
+        yield process
+    finally:
+        process.stop()
 
 
 @pytest.fixture(scope="session")

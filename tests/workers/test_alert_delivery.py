@@ -30,7 +30,7 @@ from portcullis.devstack.siem_receiver import SiemReceiver, verify_signature
 from portcullis.devstack.stack import LocalStack
 from portcullis.jobs import dispatch
 from tests.support.factories import make_tenant
-from tests.support.worker import CeleryProcess, start_beat, start_worker
+from tests.support.worker import CeleryProcess, start_worker
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -49,26 +49,6 @@ def siem(stack: LocalStack) -> Iterator[SiemReceiver]:
         if receiver._server is None:
             receiver.start()
 
-
-@pytest.fixture
-def beat(tmp_path: Path, stack: LocalStack) -> Iterator[CeleryProcess]:
-    """The sweeper that resends due and abandoned alerts."""
-    process = start_beat(tmp_path / "beat.log", "alerts-beat")
-    try:
-        yield process
-    finally:
-        process.stop()
-
-
-@pytest.fixture
-def shared_worker_paused(worker: CeleryProcess) -> Iterator[None]:
-    """Stop the shared worker so the test decides which worker takes each message."""
-    worker.stop(timeout=30)
-    try:
-        yield
-    finally:
-        worker.start()
-        worker.wait_for_log("ready.", timeout=60)
 
 
 @pytest.fixture

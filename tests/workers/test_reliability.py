@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,26 +12,6 @@ import pytest
 from portcullis.devstack.stack import LocalStack
 from tests.support.worker import CeleryProcess, start_beat, start_worker
 from tests.workers.test_job_runner import enqueue, load, wait_finished
-
-
-@pytest.fixture
-def shared_worker_paused(worker: CeleryProcess) -> Iterator[None]:
-    """Stop the shared worker so the test controls which worker takes each message."""
-    worker.stop(timeout=30)
-    try:
-        yield
-    finally:
-        worker.start()
-        worker.wait_for_log("ready.", timeout=60)
-
-
-@pytest.fixture
-def beat(tmp_path: Path, stack: LocalStack) -> Iterator[CeleryProcess]:
-    process = start_beat(tmp_path / "beat.log", "beat")
-    try:
-        yield process
-    finally:
-        process.stop()
 
 
 def wait_running(job_id: object, timeout: float = 30) -> None:

@@ -23,29 +23,8 @@ from portcullis.jobs.models import Job
 from portcullis.storage.models import File
 from tests.support import media
 from tests.support.factories import LoggedIn, make_member, make_session, make_tenant
-from tests.support.worker import CeleryProcess, start_beat, start_worker
+from tests.support.worker import CeleryProcess, start_worker
 from workers.clamd import ClamdClient
-
-
-@pytest.fixture
-def shared_worker_paused(worker: CeleryProcess) -> Iterator[None]:
-    """Stop the shared worker so the test controls which worker takes each message."""
-    worker.stop(timeout=30)
-    try:
-        yield
-    finally:
-        worker.start()
-        worker.wait_for_log("ready.", timeout=60)
-
-
-@pytest.fixture
-def beat(tmp_path: Path, stack: LocalStack) -> Iterator[CeleryProcess]:
-    """Beat drives the job sweeper (requeue-stuck-jobs) that hands a dead worker's job on."""
-    process = start_beat(tmp_path / "beat.log", "scan-beat")
-    try:
-        yield process
-    finally:
-        process.stop()
 
 
 def _clamd_answers(clamd: ClamdServer) -> bool:
