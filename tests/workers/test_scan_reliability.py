@@ -121,11 +121,11 @@ def test_worker_killed_mid_scan_leaves_the_upload_to_another_worker(
     second = start_worker(tmp_path / "second.log", "scan-second", concurrency=1)
     try:
         final = media.wait_uploads([upload_id], timeout=90)[upload_id]
+        job = _job_finished(job_id)  # before stopping its worker: it records the outcome
     finally:
         second.stop(timeout=30)
     assert final.status == "clean" and final.reason is None, final
     assert _file_count(upload_id) == 1
-    job = _job_finished(job_id)
     assert job.status == "succeeded" and job.attempts == 2, (job.status, job.attempts)
     client, _ = media.session_client(app, admin)
     listed = client.get(f"/api/v1/buckets/{bucket}/files").get_json()["items"]
