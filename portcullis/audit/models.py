@@ -7,7 +7,15 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, LargeBinary, String, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.dialects.postgresql import INET, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -21,9 +29,18 @@ class Severity(StrEnum):
     critical = "critical"
 
 
+# Code-defined vocabulary: exports write these columns into JSON and CSV unescaped.
+IDENTIFIER = "'^[a-z][a-z0-9_.]*$'"
+
+
 class AuditEvent(Base):
     __tablename__ = "audit_events"
     __table_args__ = (
+        CheckConstraint(f"action ~ {IDENTIFIER}", name="action_identifier"),
+        CheckConstraint("severity IN ('info', 'notice', 'warning', 'critical')",
+                        name="severity_known"),
+        CheckConstraint(f"actor_type ~ {IDENTIFIER}", name="actor_type_identifier"),
+        CheckConstraint(f"target_type ~ {IDENTIFIER}", name="target_type_identifier"),
         UniqueConstraint("tenant_id", "seq", name="uq_audit_events_tenant_seq"),
         Index("ix_audit_events_tenant_time", "tenant_id", "occurred_at", "id"),
         Index("ix_audit_events_tenant_action_time", "tenant_id", "action", "occurred_at", "id"),

@@ -70,7 +70,7 @@ def export_command(tenant: uuid.UUID, since: datetime, until: datetime, fmt: str
                       {"since": since.isoformat(), "until": until.isoformat(),
                        "format": fmt, "via": "cli"})
     with Progress(disable=not sys.stderr.isatty()) as progress, \
-            open(path, "w", encoding="utf-8", newline="") as out, \
+            open(path, "wb") as out, \
             tenant_session(tenant) as db:
         bar = progress.add_task("exporting", total=None)
 

