@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from portcullis.access_keys import service as access_keys
 from portcullis.accounts.models import (
@@ -21,7 +21,7 @@ from portcullis.accounts.tokens import ABSOLUTE_LIFETIME, IDLE_TIMEOUT, SessionC
 from portcullis.alerts import detection
 from portcullis.audit.service import Origin
 from portcullis.db import tenant_session
-from portcullis.db.session import tenant_connection
+from portcullis.db.session import compiled_sql, tenant_cursor
 from portcullis.tenants.models import Tenant
 
 TOUCH_EVERY = timedelta(seconds=60)
@@ -90,24 +90,32 @@ def _effective_state(state: SessionState, role: Role, mfa_enabled: bool) -> Sess
     return state
 
 
+# Compiled once to the driver's SQL: the check runs on a raw pipelined cursor.
+_LIVE_SESSION = compiled_sql(
+    select(UserSession.id, UserSession.state, UserSession.created_at,
+           UserSession.last_seen_at, UserSession.expires_at, UserSession.revoked_at,
+           UserSession.ip, Membership.role, Membership.status.label("member_status"),
+           Tenant.status.label("tenant_status"), User.totp_enabled_at, User.email, User.name,
+           Tenant.name.label("tenant_name"))
+    .join(User, User.id == UserSession.user_id)
+    .join(Membership, Membership.user_id == User.id)
+    .join(Tenant, Tenant.id == UserSession.tenant_id)
+    .where(UserSession.id == bindparam("session_id"),
+           UserSession.user_id == bindparam("user_id"),
+           UserSession.tenant_id == bindparam("tenant_id"),
+           Membership.tenant_id == bindparam("tenant_id"))
+)
+_TOUCH = compiled_sql(update(UserSession).where(UserSession.id == bindparam("session_id"))
+                      .values(last_seen_at=bindparam("now")))
+
+
 def identity_from_session(claims: SessionClaims, origin: Origin) -> Identity | None:
     """The identity behind a live session row, refreshing its idle clock; None if it died."""
     now = datetime.now(UTC)
-    with tenant_connection(claims.tenant_id) as conn:
-        row = conn.execute(
-            select(UserSession.id, UserSession.state, UserSession.created_at,
-                   UserSession.last_seen_at, UserSession.expires_at, UserSession.revoked_at,
-                   UserSession.ip, Membership.role, Membership.status.label("member_status"),
-                   Tenant.status.label("tenant_status"), User.totp_enabled_at, User.email,
-                   User.name, Tenant.name.label("tenant_name"))
-            .join(User, User.id == UserSession.user_id)
-            .join(Membership, Membership.user_id == User.id)
-            .join(Tenant, Tenant.id == UserSession.tenant_id)
-            .where(UserSession.id == claims.session_id,
-                   UserSession.user_id == claims.user_id,
-                   UserSession.tenant_id == claims.tenant_id,
-                   Membership.tenant_id == claims.tenant_id)
-        ).first()
+    with tenant_cursor(claims.tenant_id) as cur:
+        row = cur.execute(_LIVE_SESSION, {"session_id": claims.session_id,
+                                          "user_id": claims.user_id,
+                                          "tenant_id": claims.tenant_id}).fetchone()
         if row is None:
             return None
         if (row.revoked_at is not None or row.member_status != MemberStatus.active
@@ -115,8 +123,7 @@ def identity_from_session(claims: SessionClaims, origin: Origin) -> Identity | N
                 or now - row.created_at >= ABSOLUTE_LIFETIME):
             return None
         if now - row.last_seen_at >= TOUCH_EVERY:  # the idle clock needs minutes, not ms
-            conn.execute(update(UserSession).where(UserSession.id == row.id)
-                         .values(last_seen_at=now))
+            cur.execute(_TOUCH, {"session_id": row.id, "now": now})
     if row.ip and origin.ip and origin.ip != row.ip:
         with tenant_session(claims.tenant_id) as db:
             detection.session_ip_changed(db, claims.tenant_id, row.id, claims.user_id,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import select
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DisconnectionError
 
 from config import get_settings
 from portcullis.db.roles import APP_ROLE
@@ -24,9 +26,6 @@ def _engine_for(url: str) -> Engine:
         return _engines[url]
     engine = create_engine(
         _normalise(url),
-        # A ping per checkout: a connection that died with a restarted server is replaced
-        # instead of failing the next request or task (one round trip, worth it).
-        pool_pre_ping=True,
         pool_size=5,
         max_overflow=10,
         pool_recycle=1800,
@@ -43,8 +42,27 @@ def _engine_for(url: str) -> Engine:
             cur.execute("SET idle_in_transaction_session_timeout = '300s'")
         dbapi_conn.commit()
 
+    @event.listens_for(engine, "checkout")
+    def _alive(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+        if not is_alive(dbapi_conn):
+            raise DisconnectionError("the server closed the connection")  # the pool reconnects
+
     _engines[url] = engine
     return engine
+
+
+def is_alive(dbapi_conn: Any) -> bool:
+    """A liveness check without a round trip: an idle connection has nothing to read.
+
+    A server that restarts or ends a backend says so ("terminating connection") or closes
+    the socket, and either makes the socket readable. A ping per checkout would cost every
+    request and task a round trip for the same answer.
+    """
+    if dbapi_conn.closed or dbapi_conn.broken:
+        return False
+    poller = select.poll()
+    poller.register(dbapi_conn.fileno(), select.POLLIN | select.POLLERR | select.POLLHUP)
+    return not poller.poll(0)
 
 
 def get_engine() -> Engine:

@@ -12,7 +12,10 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, event, text
+import psycopg
+from psycopg.rows import namedtuple_row
+from sqlalchemy import Executable, event, text
+from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
 from sqlalchemy.orm import Session, sessionmaker
 
 from portcullis.db.engine import get_engine
@@ -62,16 +65,26 @@ def system_session() -> AbstractContextManager[Session]:
     return _unit_of_work(SYSTEM_ROLE, None)
 
 
-@contextmanager
-def tenant_connection(tenant_id: uuid.UUID) -> Iterator[Connection]:
-    """A Core connection in one transaction, scoped exactly like ``tenant_session``.
+def compiled_sql(statement: Executable) -> str:
+    """``statement`` as the driver's SQL text, named ``%(param)s`` placeholders."""
+    return str(statement.compile(dialect=psycopg_dialect()))
 
-    For the per-request identity check only: the hottest query in the system, where an ORM
-    session's bookkeeping costs more than the query.
+
+_SCOPE_SQL = "SELECT set_config('role', %s, true) AS role, set_config(%s, %s, true) AS tenant"
+
+
+@contextmanager
+def tenant_cursor(tenant_id: uuid.UUID) -> Iterator[psycopg.Cursor[Any]]:
+    """A psycopg cursor in one pipelined transaction, scoped exactly like ``tenant_session``.
+
+    For the per-request identity check only, the hottest query in the system: BEGIN, the
+    scope and the first query leave in one round trip and COMMIT in another, where an ORM
+    session takes four. Rows are named tuples.
     """
     if not isinstance(tenant_id, uuid.UUID):
         raise TypeError("tenant_id must be a UUID from a verified identity")
-    with get_engine().begin() as connection:
-        connection.execute(_SCOPE, {"role": APP_ROLE, "name": TENANT_SETTING,
-                                    "value": str(tenant_id)})
-        yield connection
+    with get_engine().connect() as connection:
+        raw = connection.connection.driver_connection
+        with raw.pipeline(), raw.transaction(), raw.cursor(row_factory=namedtuple_row) as cur:
+            cur.execute(_SCOPE_SQL, (APP_ROLE, TENANT_SETTING, str(tenant_id)))
+            yield cur

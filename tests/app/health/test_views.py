@@ -39,7 +39,8 @@ def test_readyz_names_the_one_that_is_down(client: FlaskClient, stack: LocalStac
     assert client.get("/readyz").status_code == 200
 
 
-def test_database_restart_is_a_503_never_a_500(app: object, stack: LocalStack) -> None:
+def test_database_restart_costs_no_request(app: object, stack: LocalStack) -> None:
+    """Pooled connections that died with the server are noticed at checkout and replaced."""
     from portcullis.accounts.models import Role
     from tests.support.factories import make_member, make_session, make_tenant
 
@@ -48,11 +49,5 @@ def test_database_restart_is_a_503_never_a_500(app: object, stack: LocalStack) -
     assert client.get("/api/v1/auth/me").status_code == 200
     stack["postgres"].stop()
     stack["postgres"].start()
-    statuses = []
-    for _ in range(3):
-        response = client.get("/api/v1/auth/me")
-        statuses.append(response.status_code)
-        if response.status_code == 503:
-            assert response.get_json()["code"] == "dependency_unavailable"
-    assert 500 not in statuses
-    assert statuses[-1] == 200
+    statuses = [client.get("/api/v1/auth/me").status_code for _ in range(3)]
+    assert statuses == [200, 200, 200]

@@ -1,0 +1,44 @@
+"""The pool's liveness check: no round trip, yet a connection whose backend is gone is
+never handed out."""
+
+from __future__ import annotations
+
+import time
+
+import psycopg
+from sqlalchemy import text
+
+from portcullis.db.engine import get_engine, is_alive
+from portcullis.devstack.stack import LocalStack
+
+
+def _terminate(stack: LocalStack, pid: int) -> None:
+    url = stack["postgres"].superuser_url().replace("+psycopg", "")
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+
+def test_an_idle_connection_is_alive_and_a_terminated_one_is_not(stack: LocalStack) -> None:
+    with get_engine().connect() as victim:
+        raw = victim.connection.driver_connection
+        pid = victim.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        victim.rollback()
+        assert is_alive(raw)
+        _terminate(stack, pid)
+        deadline = time.monotonic() + 5
+        while is_alive(raw) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not is_alive(raw)
+        victim.invalidate()
+
+
+def test_checkout_replaces_a_dead_connection_without_failing(stack: LocalStack) -> None:
+    engine = get_engine()
+    with engine.connect() as first:
+        pid = first.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        first.rollback()
+    _terminate(stack, pid)
+    time.sleep(0.2)
+    for _ in range(engine.pool.size() + 1):  # every pooled connection, the dead one among them
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT 1")).scalar_one() == 1
