@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -76,6 +76,7 @@ def _finish(tenant_id: uuid.UUID, upload: Upload, status: UploadStatus, reason: 
 def scan_upload(tenant_id: uuid.UUID, upload_id: uuid.UUID,
                 progress: Callable[[int], None]) -> dict[str, Any]:
     from workers.clamd import ClamdClient
+    from workers.errors import DependencyUnavailable
     from workers.storage import ObjectStore
 
     settings = get_settings()
@@ -85,25 +86,30 @@ def scan_upload(tenant_id: uuid.UUID, upload_id: uuid.UUID,
         return _summary(upload)
     quarantine = settings.S3_QUARANTINE_BUCKET
     progress(5)
-    verdict = ClamdClient.from_settings(settings).scan_stream(
-        store.open_stream(quarantine, upload.quarantine_key))
-    progress(40)
-    if verdict.infected:
-        store.delete(quarantine, upload.quarantine_key)
-        _finish(tenant_id, upload, UploadStatus.infected, "malware",
-                {"malware_name": verdict.signature})
-        return _reload(tenant_id, upload_id)
-    if upload.size == 0:
-        store.delete(quarantine, upload.quarantine_key)
-        _finish(tenant_id, upload, UploadStatus.rejected, "empty", {})
-        return _reload(tenant_id, upload_id)
     with tempfile.TemporaryDirectory(prefix="portcullis-scan-") as scratch:
+        # One read of the object: the bytes go to clamd, the hash and a scratch copy.
         path = Path(scratch) / "content"
         digest = hashlib.sha256()
         with path.open("wb") as out:
-            for chunk in store.open_stream(quarantine, upload.quarantine_key):
-                digest.update(chunk)
-                out.write(chunk)
+            def tee() -> Iterator[bytes]:
+                for chunk in store.open_stream(quarantine, upload.quarantine_key):
+                    digest.update(chunk)
+                    out.write(chunk)
+                    yield chunk
+
+            verdict = ClamdClient.from_settings(settings).scan_stream(tee())
+        progress(40)
+        if verdict.infected:
+            store.delete(quarantine, upload.quarantine_key)
+            _finish(tenant_id, upload, UploadStatus.infected, "malware",
+                    {"malware_name": verdict.signature})
+            return _reload(tenant_id, upload_id)
+        if upload.size == 0:
+            store.delete(quarantine, upload.quarantine_key)
+            _finish(tenant_id, upload, UploadStatus.rejected, "empty", {})
+            return _reload(tenant_id, upload_id)
+        if path.stat().st_size != upload.size:  # storage cut the stream short: try again
+            raise DependencyUnavailable("storage", "the object ended before its size")
         progress(55)
         sniffed = magic.from_file(str(path), mime=True)
         media = types.agrees(upload.filename, upload.declared_type, sniffed)
