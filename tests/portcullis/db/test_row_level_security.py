@@ -45,6 +45,25 @@ def test_unscoped_select_sees_only_the_current_tenant(model: type) -> None:
     assert b not in tenant_ids
 
 
+@pytest.mark.parametrize("model", [Tenant, User, Membership, Job, AuditEvent])
+def test_parallel_workers_keep_the_tenant_scope(model: type) -> None:
+    """The scope function is PARALLEL SAFE: workers must inherit the tenant and the role."""
+    a, _b = _seed()
+    with tenant_session(a) as db:
+        setting = db.execute(text(
+            "SELECT name FROM pg_settings WHERE name IN "
+            "('debug_parallel_query', 'force_parallel_mode')")).scalar_one()
+        db.execute(text(f"SET LOCAL {setting} = on"))
+        db.execute(text("SET LOCAL parallel_setup_cost = 0"))
+        db.execute(text("SET LOCAL parallel_tuple_cost = 0"))
+        table = model.__tablename__  # a model's own name, not input
+        plan = "\n".join(db.execute(text(f"EXPLAIN SELECT * FROM {table}")).scalars())  # noqa: S608
+        assert "Gather" in plan, plan
+        rows = db.scalars(select(model)).all()
+    tenant_ids = {getattr(r, "tenant_id", getattr(r, "id", None)) for r in rows}
+    assert tenant_ids == {a}
+
+
 def current_user(db: object) -> str:
     return db.execute(text("SELECT current_user")).scalar()  # type: ignore[attr-defined]
 
