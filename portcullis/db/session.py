@@ -77,14 +77,24 @@ _SCOPE_SQL = "SELECT set_config('role', %s, true) AS role, set_config(%s, %s, tr
 def tenant_cursor(tenant_id: uuid.UUID) -> Iterator[psycopg.Cursor[Any]]:
     """A psycopg cursor in one pipelined transaction, scoped exactly like ``tenant_session``.
 
-    For the per-request identity check only, the hottest query in the system: BEGIN, the
-    scope and the first query leave in one round trip and COMMIT in another, where an ORM
-    session takes four. Rows are named tuples.
+    For the per-request identity check only, the hottest query in the system: the implicit
+    BEGIN, the scope and the first query leave in one round trip and COMMIT in another,
+    where an ORM session takes four. Rows are named tuples. A lost or timed-out database
+    is DependencyUnavailable (a 503), as it is through SQLAlchemy.
     """
+    from workers.errors import DependencyUnavailable
+
     if not isinstance(tenant_id, uuid.UUID):
         raise TypeError("tenant_id must be a UUID from a verified identity")
     with get_engine().connect() as connection:
         raw = connection.connection.driver_connection
-        with raw.pipeline(), raw.transaction(), raw.cursor(row_factory=namedtuple_row) as cur:
-            cur.execute(_SCOPE_SQL, (APP_ROLE, TENANT_SETTING, str(tenant_id)))
-            yield cur
+        try:
+            with raw.pipeline(), raw.cursor(row_factory=namedtuple_row) as cur:
+                cur.execute(_SCOPE_SQL, (APP_ROLE, TENANT_SETTING, str(tenant_id)))
+                yield cur
+                raw.commit()
+        except psycopg.OperationalError as exc:
+            if raw.broken or raw.closed:
+                connection.invalidate()
+            raise DependencyUnavailable("database", type(exc).__name__) from exc
+        # Any other exception: returning the connection to the pool rolls it back.

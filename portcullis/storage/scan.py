@@ -10,7 +10,9 @@ event). Every step is safe to repeat.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import shutil
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -86,18 +88,20 @@ def scan_upload(tenant_id: uuid.UUID, upload_id: uuid.UUID,
         return _summary(upload)
     quarantine = settings.S3_QUARANTINE_BUCKET
     progress(5)
-    with tempfile.TemporaryDirectory(prefix="portcullis-scan-") as scratch:
-        # One read of the object: the bytes go to clamd, the hash and a scratch copy.
-        path = Path(scratch) / "content"
+    with tempfile.TemporaryDirectory(prefix="portcullis-scan-") as scratch, \
+            tempfile.TemporaryFile(dir=scratch) as unnamed:
+        # One read of the object: the bytes go to clamd, the hash and a scratch copy that
+        # has no name (it dies with the process, whatever kills it) until they are clean.
         digest = hashlib.sha256()
-        with path.open("wb") as out:
-            def tee() -> Iterator[bytes]:
-                for chunk in store.open_stream(quarantine, upload.quarantine_key):
-                    digest.update(chunk)
-                    out.write(chunk)
-                    yield chunk
 
-            verdict = ClamdClient.from_settings(settings).scan_stream(tee())
+        def tee() -> Iterator[bytes]:
+            for chunk in store.open_stream(quarantine, upload.quarantine_key):
+                digest.update(chunk)
+                unnamed.write(chunk)
+                yield chunk
+
+        with contextlib.closing(tee()) as chunks:
+            verdict = ClamdClient.from_settings(settings).scan_stream(chunks)
         progress(40)
         if verdict.infected:
             store.delete(quarantine, upload.quarantine_key)
@@ -108,8 +112,12 @@ def scan_upload(tenant_id: uuid.UUID, upload_id: uuid.UUID,
             store.delete(quarantine, upload.quarantine_key)
             _finish(tenant_id, upload, UploadStatus.rejected, "empty", {})
             return _reload(tenant_id, upload_id)
-        if path.stat().st_size != upload.size:  # storage cut the stream short: try again
+        if unnamed.tell() != upload.size:  # storage cut the stream short: try again
             raise DependencyUnavailable("storage", "the object ended before its size")
+        path = Path(scratch) / "content"  # libmagic and the decoders read a named file
+        unnamed.seek(0)
+        with path.open("wb") as named:
+            shutil.copyfileobj(unnamed, named, 1 << 20)
         progress(55)
         sniffed = magic.from_file(str(path), mime=True)
         media = types.agrees(upload.filename, upload.declared_type, sniffed)

@@ -49,7 +49,7 @@ INJECTIONS = [
     ("+SUM(1,2)", "-2+3", "=1+1"),
     ("-cmd|' /C calc'!A0", "@SUM(A1:A2)", "-y"),
     ("@IMPORTXML(A1)", "=NOW()", "@t"),
-    ('quote " back\\slash \t tab \u00e9t\u00e9 \u2603', 'id "quoted"', "line\nbreak"),
+    ('quote " back\\slash \t tab \u00e9t\u00e9 \u2603 \u2029', 'id "quoted" \u2028', "line\nbreak"),
 ]
 
 
@@ -209,7 +209,9 @@ def test_jsonl_export_equals_the_query(app: Flask, seeded: Seeded) -> None:
     assert response.headers["Content-Type"].startswith("application/x-ndjson")
     text = response.get_data(as_text=True)
     assert text.endswith("\n")
-    lines = [json.loads(line) for line in text.split("\n")[:-1]]  # JSONL splits on \n only
+    # Every line reader agrees on the lines: U+2028, U+2029 and U+0085 are escaped too.
+    assert not {"\u2028", "\u2029", "\x85"} & set(text)
+    lines = [json.loads(line) for line in text.splitlines()]
     expected = _query(client, seeded.since, seeded.until)
     assert len(expected) == 23 + 1 + len(INJECTIONS)
     assert len(lines) == len(expected) == job["result"]["rows"]
@@ -268,7 +270,7 @@ def test_csv_export_equals_the_query_and_defuses_formulas(app: Flask, seeded: Se
     assert third["user_agent"] == "'-cmd|' /C calc'!A0" and third["target_id"] == "'-y"
     assert fourth["user_agent"] == "'@IMPORTXML(A1)" and fourth["actor_id"] == "'=NOW()"
     assert json.loads(first["details"])["note"] == "=1+1"
-    assert fifth["actor_id"] == 'id "quoted"' and fifth["target_id"] == "line\nbreak"
+    assert fifth["actor_id"] == INJECTIONS[4][1] and fifth["target_id"] == "line\nbreak"
     assert fifth["user_agent"] == INJECTIONS[4][0]
     untouched = next(c for c in cells.values() if c["user_agent"] == "export-test/0")
     assert untouched["actor_id"] == "actor-0" and untouched["target_id"] == "m0"
