@@ -51,9 +51,10 @@ def _engine_for(url: str) -> Engine:
             cur.execute("SET idle_in_transaction_session_timeout = '300s'")
         dbapi_conn.commit()
 
+    @event.listens_for(engine, "connect")
     @event.listens_for(engine, "checkin")
     def _note_checkin(_dbapi_conn: Any, record: Any) -> None:
-        record.info["checked_in_at"] = time.monotonic()
+        record.info["checked_in_at"] = time.monotonic()  # new counts as just used
 
     @event.listens_for(engine, "checkout")
     def _alive(dbapi_conn: Any, record: Any, _proxy: Any) -> None:

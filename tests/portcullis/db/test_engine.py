@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 import psycopg
+import pytest
 from sqlalchemy import text
 
 from portcullis.db.engine import get_engine, is_alive
@@ -42,3 +43,26 @@ def test_checkout_replaces_a_dead_connection_without_failing(stack: LocalStack) 
     for _ in range(engine.pool.size() + 1):  # every pooled connection, the dead one among them
         with engine.connect() as connection:
             assert connection.execute(text("SELECT 1")).scalar_one() == 1
+
+
+def test_a_connection_idle_for_long_is_pinged_and_a_failed_ping_replaces_it(
+        stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A silent drop (no FIN) leaves the socket quiet; after long idling a ping decides."""
+    from portcullis.db import engine as engine_module
+
+    engine = get_engine()
+    with engine.connect() as warm:
+        warm.execute(text("SELECT 1"))
+    pings: list[int] = []
+
+    def first_ping_fails(_engine: object, dbapi_conn: object) -> bool:
+        pings.append(id(dbapi_conn))
+        return len(pings) > 1
+
+    monkeypatch.setattr(engine_module, "PING_AFTER_IDLE", 0.0)
+    monkeypatch.setattr(engine_module, "_ping", first_ping_fails)
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT 1")).scalar_one() == 1
+        used = id(connection.connection.driver_connection)
+    assert len(pings) == 2  # the idle one was pinged, failed, and was replaced
+    assert pings[1] == used
