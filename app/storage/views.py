@@ -77,7 +77,7 @@ class UploadAccepted(ResponseModel):
 class UploadOut(ResponseModel):
     id: uuid.UUID
     status: Literal["pending", "scanning", "clean", "rejected", "infected"]
-    reason: str | None
+    reason: Literal["malware", "type_mismatch", "corrupt", "empty", "scan_failed"] | None
     file_id: uuid.UUID | None
 
 

@@ -7,7 +7,9 @@ again when its heartbeat is older than the lease.
 
 from __future__ import annotations
 
+import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,9 +22,38 @@ from portcullis.db import system_session
 from portcullis.jobs import dispatch
 from portcullis.jobs.models import Job, JobStatus
 
+log = logging.getLogger(__name__)
+
+GiveUp = Callable[[uuid.UUID | None, dict[str, Any]], None]  # (tenant_id, job args)
+_give_up_handlers: dict[str, GiveUp] = {}
+
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def on_give_up(kind: str) -> Callable[[GiveUp], GiveUp]:
+    """Register what the domain does when a job of ``kind`` fails for good.
+
+    A failed job is never run again, so whatever waited on it (an upload still
+    ``scanning``) must be settled here, or it waits forever.
+    """
+
+    def register(handler: GiveUp) -> GiveUp:
+        _give_up_handlers[kind] = handler
+        return handler
+
+    return register
+
+
+def _gave_up(kind: str, tenant_id: uuid.UUID | None, args: dict[str, Any]) -> None:
+    handler = _give_up_handlers.get(kind)
+    if handler is None:
+        return
+    try:
+        handler(tenant_id, args)
+    except Exception:  # the job is failed either way; the handler's own failure is logged
+        log.exception("settling failed job of kind %s failed", kind)
 
 
 def create_job(
@@ -97,8 +128,14 @@ def succeed(job_id: uuid.UUID, result: dict[str, Any] | None) -> None:
 
 
 def fail(job_id: uuid.UUID, code: str, detail: str) -> None:
-    _update_running(job_id, status=JobStatus.failed, error={"code": code, "detail": detail},
+    with system_session() as session:
+        row = session.execute(
+            update(Job).where(Job.id == job_id, Job.status == JobStatus.running)
+            .values(status=JobStatus.failed, error={"code": code, "detail": detail},
                     finished_at=_now())
+            .returning(Job.kind, Job.tenant_id, Job.args)).first()
+    if row is not None:
+        _gave_up(row.kind, row.tenant_id, row.args)
 
 
 def release_for_retry(job_id: uuid.UUID, retry_at: datetime) -> None:
@@ -113,6 +150,7 @@ def requeue_stuck(limit: int = 500) -> int:
     requeue_before = now - timedelta(seconds=settings.JOB_REQUEUE_AFTER_SECONDS)
     lease_before = now - timedelta(seconds=settings.JOB_LEASE_SECONDS)
     to_send: list[tuple[str, str]] = []
+    given_up: list[tuple[str, uuid.UUID | None, dict[str, Any]]] = []
     with system_session() as session:
         jobs = session.scalars(
             select(Job)
@@ -132,10 +170,13 @@ def requeue_stuck(limit: int = 500) -> int:
                 job.error = {"code": "worker_lost",
                              "detail": f"the worker stopped during {job.attempts} attempts"}
                 job.finished_at = now
+                given_up.append((job.kind, job.tenant_id, dict(job.args)))
                 continue
             job.status = JobStatus.queued
             job.sent_at = now
             to_send.append((job.task_name, str(job.id)))
+    for kind, tenant_id, args in given_up:  # after the commit that failed them
+        _gave_up(kind, tenant_id, args)
     return sum(dispatch.send_now(task_name, job_id) for task_name, job_id in to_send)
 
 

@@ -28,6 +28,7 @@ from portcullis.alerts.service import AlertType, raise_alert
 from portcullis.audit.models import Severity
 from portcullis.audit.service import Actor, Origin, Target
 from portcullis.db import tenant_session
+from portcullis.jobs.service import on_give_up
 from portcullis.storage import decoders, types
 from portcullis.storage.events import record
 from portcullis.storage.models import File, Upload, UploadStatus
@@ -161,6 +162,29 @@ def _promote(tenant_id: uuid.UUID, upload: Upload, content_type: str, sha256: st
         record(db, tenant_id, "upload.clean", _actor(upload), Origin(),
                Target("upload", str(upload.id)),
                {"file_id": str(file_id), "sha256": sha256, "content_type": content_type})
+
+
+@on_give_up("upload.scan")
+def scan_gave_up(tenant_id: uuid.UUID | None, args: dict[str, Any]) -> None:
+    """A scan that can never finish (retries spent, workers lost, an unexpected error) ends
+    ``rejected`` with reason ``scan_failed``: never clean without a verdict, never stuck in
+    ``scanning``. The quarantined object goes too, if storage answers."""
+    from workers.errors import DependencyUnavailable
+    from workers.storage import ObjectStore, StorageError
+
+    assert tenant_id is not None
+    with tenant_session(tenant_id) as db:
+        upload = db.get(Upload, uuid.UUID(args["upload_id"]))
+        if upload is None or upload.status in TERMINAL:
+            return
+        db.expunge(upload)
+    _finish(tenant_id, upload, UploadStatus.rejected, "scan_failed", {})
+    settings = get_settings()
+    # Best effort: if storage is down the object stays in quarantine, where nothing ever
+    # serves it; the upload is settled either way.
+    with contextlib.suppress(DependencyUnavailable, StorageError):
+        ObjectStore.from_settings(settings).delete(settings.S3_QUARANTINE_BUCKET,
+                                                   upload.quarantine_key)
 
 
 def _reload(tenant_id: uuid.UUID, upload_id: uuid.UUID) -> dict[str, Any]:

@@ -9,11 +9,12 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from portcullis.accounts.models import Role
 from portcullis.db import system_session
@@ -173,3 +174,55 @@ def test_upload_waits_while_clamd_is_down_and_completes_when_it_returns(
     assert final.status == "clean", (final, job.status, job.error)
     assert _file_count(upload_id) == 1
     assert job.status == "succeeded" and job.attempts >= 2, (job.status, job.attempts)
+
+
+@pytest.mark.usefixtures("shared_worker_paused")
+def test_a_scan_that_fails_for_good_rejects_the_upload(app: Flask, stack: LocalStack,
+                                                       tmp_path: Path) -> None:
+    """The quarantined object is lost before the scan: the job fails (an unexpected error,
+    never retried), and the upload must not wait in ``scanning`` forever."""
+    from config import get_settings
+    from workers.storage import ObjectStore
+
+    admin, bucket = _admin_bucket(app)
+    upload_id = _upload(app, admin, bucket, media.noisy_png((32, 32)))
+    row = media.upload_row(upload_id)
+    settings = get_settings()
+    ObjectStore.from_settings(settings).delete(settings.S3_QUARANTINE_BUCKET,
+                                               row.quarantine_key)
+    worker = start_worker(tmp_path / "fails.log", "scan-fails", concurrency=1)
+    try:
+        settled = media.wait_uploads([upload_id], timeout=60)[upload_id]
+    finally:
+        worker.stop(timeout=10)
+    assert (settled.status, settled.reason, settled.file_id) == ("rejected", "scan_failed", None)
+    assert row.job_id is not None
+    job = _job_finished(row.job_id)
+    assert job.status == "failed" and job.error["code"] == "internal_error"
+    client, _ = media.session_client(app, admin)
+    events = client.get("/api/v1/audit-events",
+                        query_string={"action": "upload.rejected"}).get_json()["items"]
+    assert [e["details"]["reason"] for e in events
+            if e["target"]["id"] == upload_id] == ["scan_failed"]
+
+
+@pytest.mark.usefixtures("shared_worker_paused")
+def test_a_scan_whose_workers_keep_dying_rejects_the_upload(app: Flask) -> None:
+    """The sweeper gives up a job whose workers died JOB_MAX_ATTEMPTS times: same outcome."""
+    import portcullis.storage.scan  # noqa: F401 - registers the give-up handler, as workers do
+    from config import get_settings
+    from portcullis.jobs.service import requeue_stuck
+
+    admin, bucket = _admin_bucket(app)
+    upload_id = _upload(app, admin, bucket, media.noisy_png((32, 32)))
+    row = media.upload_row(upload_id)
+    long_ago = datetime.now(UTC) - timedelta(hours=1)
+    with system_session() as db:  # as the last worker left it: running, lease long expired
+        db.execute(update(Job).where(Job.id == row.job_id).values(
+            status="running", attempts=get_settings().JOB_MAX_ATTEMPTS, heartbeat_at=long_ago))
+    requeue_stuck()
+    assert row.job_id is not None
+    job = _job(row.job_id)
+    assert job.status == "failed" and job.error["code"] == "worker_lost"
+    settled = media.upload_row(upload_id)
+    assert (settled.status, settled.reason, settled.file_id) == ("rejected", "scan_failed", None)
