@@ -119,9 +119,11 @@ _LINE_BREAKS = ((b"\xe2\x80\xa8", b"\\u2028"), (b"\xe2\x80\xa9", b"\\u2029"),
 def _write_lines(out: IO[bytes], buffer: bytearray, fmt: str) -> None:
     """Write and empty ``buffer`` (whole lines), escaping line breaks in JSONL."""
     data = buffer
-    if fmt == "jsonl" and (b"\xe2\x80" in data or b"\xc2\x85" in data):  # their lead bytes
+    # A lead byte is a memchr; the exact searches (and a copy) only where one turns up.
+    if fmt == "jsonl" and (b"\xe2" in data or b"\xc2" in data):
         for raw, escaped in _LINE_BREAKS:
-            data = data.replace(raw, escaped)
+            if raw in data:
+                data = data.replace(raw, escaped)
     out.write(data)
     buffer.clear()
 
