@@ -22,6 +22,11 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "schedule": crontab(minute=7),
             "options": {"expires": 3000.0},
         },
+        "settle-failed-scans": {
+            "task": "tasks.scan.settle_failed_scans",
+            "schedule": float(sweep_every),
+            "options": {"expires": float(sweep_every)},
+        },
         "sweep-alerts": {
             "task": "tasks.alerts.sweep_alerts",
             "schedule": float(sweep_every),

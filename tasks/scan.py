@@ -6,6 +6,7 @@ import uuid
 from typing import Any
 
 from portcullis.storage import scan
+from workers.celery_app import celery_app
 from workers.job_runner import JobContext, job_task
 
 
@@ -13,3 +14,10 @@ from workers.job_runner import JobContext, job_task
 def scan_upload(ctx: JobContext) -> dict[str, Any]:
     assert ctx.tenant_id is not None
     return scan.scan_upload(ctx.tenant_id, uuid.UUID(ctx.job.args["upload_id"]), ctx.progress)
+
+
+@celery_app.task(name="tasks.scan.settle_failed_scans", soft_time_limit=50, time_limit=60,
+                 acks_late=True)
+def settle_failed_scans() -> int:
+    """Uploads whose scan job failed for good end ``rejected`` (``scan_failed``)."""
+    return scan.settle_failed_scans()

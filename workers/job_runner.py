@@ -54,7 +54,7 @@ class JobContext:
         return self.job.tenant_id
 
     def progress(self, percent: int) -> None:
-        jobs.report_progress(self.job.id, percent)
+        jobs.report_progress(self.job, percent)
 
 
 def backoff_seconds(retries: int) -> float:
@@ -63,18 +63,18 @@ def backoff_seconds(retries: int) -> float:
 
 
 @contextmanager
-def _heartbeat(job_id: uuid.UUID) -> Iterator[None]:
+def _heartbeat(job: ClaimedJob) -> Iterator[None]:
     interval = max(1.0, get_settings().JOB_LEASE_SECONDS / 3)
     stop = threading.Event()
 
     def beat() -> None:
         while not stop.wait(interval):
             try:
-                jobs.heartbeat(job_id)
+                jobs.heartbeat(job)
             except Exception:  # noqa: BLE001 - a missed beat only shortens the lease
-                log.warning("heartbeat for job %s failed", job_id)
+                log.warning("heartbeat for job %s failed", job.id)
 
-    thread = threading.Thread(target=beat, name=f"heartbeat-{job_id}", daemon=True)
+    thread = threading.Thread(target=beat, name=f"heartbeat-{job.id}", daemon=True)
     thread.start()
     try:
         yield
@@ -99,28 +99,28 @@ def job_task(name: str, *, soft_time_limit: int, time_limit: int,
             if claimed is None:
                 return  # finished already, or running under a live lease elsewhere
             try:
-                with _heartbeat(claimed.id):
+                with _heartbeat(claimed):
                     result = fn(JobContext(claimed))
             except DependencyUnavailable as exc:
                 delay = backoff_seconds(self.request.retries)
                 if self.request.retries >= MAX_DEPENDENCY_RETRIES:
-                    jobs.fail(claimed.id, "dependency_unavailable", f"{exc.dependency} is down")
+                    jobs.fail(claimed, "dependency_unavailable", f"{exc.dependency} is down")
                     return
-                jobs.release_for_retry(claimed.id, datetime.now(UTC) + timedelta(seconds=delay))
+                jobs.release_for_retry(claimed, datetime.now(UTC) + timedelta(seconds=delay))
                 log.warning("job %s waits for %s (retry in %.0fs)", job_id, exc.dependency,
                             delay)
                 raise self.retry(countdown=delay, exc=exc) from None
             except JobFailed as exc:
-                jobs.fail(claimed.id, exc.code, exc.detail)
+                jobs.fail(claimed, exc.code, exc.detail)
             except SoftTimeLimitExceeded:
-                jobs.fail(claimed.id, "timeout", "the job took longer than its time limit")
+                jobs.fail(claimed, "timeout", "the job took longer than its time limit")
             except Retry:
                 raise
             except Exception:
                 log.exception("job %s (%s) failed unexpectedly", job_id, claimed.kind)
-                jobs.fail(claimed.id, "internal_error", "the job failed unexpectedly")
+                jobs.fail(claimed, "internal_error", "the job failed unexpectedly")
             else:
-                jobs.succeed(claimed.id, result)
+                jobs.succeed(claimed, result)
 
         return run
 

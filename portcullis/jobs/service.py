@@ -108,39 +108,39 @@ def claim(job_id: uuid.UUID) -> ClaimedJob | None:
     return ClaimedJob(row.id, row.tenant_id, row.kind, dict(row.args), row.attempts)
 
 
-def _update_running(job_id: uuid.UUID, **values: Any) -> None:
+def _update_running(job: ClaimedJob, **values: Any) -> bool:
+    """Update the job only while this claim holds it: a worker whose lease ran out and whose
+    job another worker took over (a later attempt) changes nothing."""
     with system_session() as session:
-        session.execute(update(Job).where(Job.id == job_id, Job.status == JobStatus.running)
-                        .values(**values))
+        result = session.execute(
+            update(Job).where(Job.id == job.id, Job.status == JobStatus.running,
+                              Job.attempts == job.attempts).values(**values))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def heartbeat(job_id: uuid.UUID) -> None:
-    _update_running(job_id, heartbeat_at=_now())
+def heartbeat(job: ClaimedJob) -> None:
+    _update_running(job, heartbeat_at=_now())
 
 
-def report_progress(job_id: uuid.UUID, percent: int) -> None:
-    _update_running(job_id, progress=max(0, min(100, int(percent))), heartbeat_at=_now())
+def report_progress(job: ClaimedJob, percent: int) -> None:
+    _update_running(job, progress=max(0, min(100, int(percent))), heartbeat_at=_now())
 
 
-def succeed(job_id: uuid.UUID, result: dict[str, Any] | None) -> None:
-    _update_running(job_id, status=JobStatus.succeeded, progress=100, result=result,
+def succeed(job: ClaimedJob, result: dict[str, Any] | None) -> None:
+    _update_running(job, status=JobStatus.succeeded, progress=100, result=result,
                     finished_at=_now())
 
 
-def fail(job_id: uuid.UUID, code: str, detail: str) -> None:
-    with system_session() as session:
-        row = session.execute(
-            update(Job).where(Job.id == job_id, Job.status == JobStatus.running)
-            .values(status=JobStatus.failed, error={"code": code, "detail": detail},
-                    finished_at=_now())
-            .returning(Job.kind, Job.tenant_id, Job.args)).first()
-    if row is not None:
-        _gave_up(row.kind, row.tenant_id, row.args)
+def fail(job: ClaimedJob, code: str, detail: str) -> None:
+    failed = _update_running(job, status=JobStatus.failed,
+                             error={"code": code, "detail": detail}, finished_at=_now())
+    if failed:
+        _gave_up(job.kind, job.tenant_id, job.args)
 
 
-def release_for_retry(job_id: uuid.UUID, retry_at: datetime) -> None:
+def release_for_retry(job: ClaimedJob, retry_at: datetime) -> None:
     """Back to queued while a dependency is down; the sweeper waits until after ``retry_at``."""
-    _update_running(job_id, status=JobStatus.queued, sent_at=retry_at)
+    _update_running(job, status=JobStatus.queued, sent_at=retry_at)
 
 
 def requeue_stuck(limit: int = 500) -> int:

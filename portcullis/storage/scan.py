@@ -27,7 +27,8 @@ from config import get_settings
 from portcullis.alerts.service import AlertType, raise_alert
 from portcullis.audit.models import Severity
 from portcullis.audit.service import Actor, Origin, Target
-from portcullis.db import tenant_session
+from portcullis.db import system_session, tenant_session
+from portcullis.jobs.models import Job, JobStatus
 from portcullis.jobs.service import on_give_up
 from portcullis.storage import decoders, types
 from portcullis.storage.events import record
@@ -58,12 +59,18 @@ def _begin(tenant_id: uuid.UUID, upload_id: uuid.UUID) -> Upload:
         return upload
 
 
+def _overrides(status: UploadStatus, row: Upload) -> bool:
+    """A malware verdict that arrives after the scan was given up still counts (audited and
+    alerted): ``scan_failed`` is no verdict."""
+    return status is UploadStatus.infected and row.reason == "scan_failed"
+
+
 def _finish(tenant_id: uuid.UUID, upload: Upload, status: UploadStatus, reason: str | None,
             details: dict[str, Any]) -> None:
     with tenant_session(tenant_id) as db:
         row = db.get(Upload, upload.id, with_for_update=True)
         assert row is not None
-        if row.status in TERMINAL:
+        if row.status in TERMINAL and not _overrides(status, row):
             return
         row.status, row.reason, row.finished_at = status, reason, datetime.now(UTC)
         action = f"upload.{status.value}"
@@ -80,7 +87,7 @@ def scan_upload(tenant_id: uuid.UUID, upload_id: uuid.UUID,
                 progress: Callable[[int], None]) -> dict[str, Any]:
     from workers.clamd import ClamdClient
     from workers.errors import DependencyUnavailable
-    from workers.storage import ObjectStore
+    from workers.storage import ObjectNotFound, ObjectStore
 
     settings = get_settings()
     store = ObjectStore.from_settings(settings)
@@ -136,19 +143,27 @@ def scan_upload(tenant_id: uuid.UUID, upload_id: uuid.UUID,
             return _reload(tenant_id, upload_id)
     progress(75)
     assert upload.file_key is not None
-    store.copy(quarantine, upload.quarantine_key, settings.S3_BUCKET, upload.file_key)
-    _promote(tenant_id, upload, media.canonical, digest.hexdigest(), sniffed)
+    try:
+        store.copy(quarantine, upload.quarantine_key, settings.S3_BUCKET, upload.file_key)
+    except ObjectNotFound:
+        settled = _reload(tenant_id, upload_id)
+        if settled["status"] in TERMINAL:  # given up meanwhile, its object deleted with it
+            return settled
+        raise
+    if not _promote(tenant_id, upload, media.canonical, digest.hexdigest(), sniffed):
+        store.delete(settings.S3_BUCKET, upload.file_key)  # settled meanwhile: no orphan copy
     store.delete(quarantine, upload.quarantine_key)
     return _reload(tenant_id, upload_id)
 
 
 def _promote(tenant_id: uuid.UUID, upload: Upload, content_type: str, sha256: str,
-             sniffed: str) -> None:
+             sniffed: str) -> bool:
+    """The clean verdict and the file row; False if the upload was settled meanwhile."""
     with tenant_session(tenant_id) as db:
         row = db.get(Upload, upload.id, with_for_update=True)
         assert row is not None and upload.file_key is not None
         if row.status in TERMINAL:
-            return
+            return row.status == UploadStatus.clean and row.file_id is not None
         existing = db.scalar(select(File.id).where(File.upload_id == upload.id))
         file_id = existing or uuid.uuid4()
         if existing is None:
@@ -162,6 +177,7 @@ def _promote(tenant_id: uuid.UUID, upload: Upload, content_type: str, sha256: st
         record(db, tenant_id, "upload.clean", _actor(upload), Origin(),
                Target("upload", str(upload.id)),
                {"file_id": str(file_id), "sha256": sha256, "content_type": content_type})
+    return True
 
 
 @on_give_up("upload.scan")
@@ -185,6 +201,21 @@ def scan_gave_up(tenant_id: uuid.UUID | None, args: dict[str, Any]) -> None:
     with contextlib.suppress(DependencyUnavailable, StorageError):
         ObjectStore.from_settings(settings).delete(settings.S3_QUARANTINE_BUCKET,
                                                    upload.quarantine_key)
+
+
+def settle_failed_scans(limit: int = 200) -> int:
+    """The safety net behind ``scan_gave_up``: uploads still waiting on a scan job that has
+    failed (the handler itself failed, or the process that failed the job never loaded
+    it) are settled the same way. Returns how many."""
+    with system_session() as db:
+        waiting = db.execute(
+            select(Upload.tenant_id, Upload.id).join(Job, Job.id == Upload.job_id)
+            .where(Upload.status.in_([UploadStatus.pending, UploadStatus.scanning]),
+                   Job.status == JobStatus.failed)
+            .limit(limit)).all()
+    for tenant_id, upload_id in waiting:
+        scan_gave_up(tenant_id, {"upload_id": str(upload_id)})
+    return len(waiting)
 
 
 def _reload(tenant_id: uuid.UUID, upload_id: uuid.UUID) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from portcullis.cli import main
 from portcullis.db import system_session, tenant_session
 from portcullis.jobs import dispatch
 from portcullis.jobs import service as jobs
-from portcullis.jobs.models import Job
+from portcullis.jobs.models import Job, JobStatus
 from tests.support.factories import make_tenant
 
 pytestmark = pytest.mark.usefixtures("stack")
@@ -57,12 +57,18 @@ def test_rolled_back_job_sends_nothing(sent: list[tuple[str, str]]) -> None:
 
 def test_claim_is_exclusive_until_the_lease_expires(sent: list[tuple[str, str]]) -> None:
     job_id = _create(make_tenant())
-    assert jobs.claim(job_id) is not None
+    first = jobs.claim(job_id)
+    assert first is not None
     assert jobs.claim(job_id) is None  # alive elsewhere
     _set(job_id, heartbeat_at=datetime.now(UTC) - timedelta(minutes=5))
     reclaimed = jobs.claim(job_id)
     assert reclaimed is not None and reclaimed.attempts == 2
-    jobs.succeed(job_id, {"ok": True})
+    # The first worker, back from the dead, can no longer finish or fail the job.
+    jobs.fail(first, "internal_error", "late")
+    jobs.succeed(first, {"late": True})
+    with system_session() as db:
+        assert db.get(Job, job_id).status == JobStatus.running  # type: ignore[union-attr]
+    jobs.succeed(reclaimed, {"ok": True})
     assert jobs.claim(job_id) is None  # finished jobs never run again
 
 
