@@ -23,7 +23,8 @@ from portcullis.db.roles import APP_ROLE, SYSTEM_ROLE, TENANT_SETTING
 
 _factory = sessionmaker(expire_on_commit=False)
 # One round trip: set_config('role', ...) is SET LOCAL ROLE.
-_SCOPE = text("SELECT set_config('role', :role, true), set_config(:name, :value, true)")
+_SCOPE = text("SELECT set_config('role', :role, true) AS role, "
+              "set_config(:name, :value, true) AS tenant")
 
 
 @event.listens_for(Session, "after_begin")
@@ -70,7 +71,7 @@ def compiled_sql(statement: Executable) -> str:
     return str(statement.compile(dialect=psycopg_dialect()))
 
 
-_SCOPE_SQL = "SELECT set_config('role', %s, true) AS role, set_config(%s, %s, true) AS tenant"
+_SCOPE_SQL = compiled_sql(_SCOPE)  # the same scope, for the raw cursor
 
 
 @contextmanager
@@ -90,7 +91,8 @@ def tenant_cursor(tenant_id: uuid.UUID) -> Iterator[psycopg.Cursor[Any]]:
         raw = connection.connection.driver_connection
         try:
             with raw.pipeline(), raw.cursor(row_factory=namedtuple_row) as cur:
-                cur.execute(_SCOPE_SQL, (APP_ROLE, TENANT_SETTING, str(tenant_id)))
+                cur.execute(_SCOPE_SQL, {"role": APP_ROLE, "name": TENANT_SETTING,
+                                         "value": str(tenant_id)})
                 yield cur
                 raw.commit()
         except psycopg.OperationalError as exc:
