@@ -14,13 +14,13 @@ from app.api.registry import operation
 from app.auth.guards import current_caller
 from app.pagination import PageQuery, paginate
 from app.problems import Problem
-from app.storage.multipart import FilePart
+from app.storage.multipart import FilePart, boundary_of
 from app.validation import RequestModel, ResponseModel, parse_body, parse_query
 from portcullis.accounts.models import Role
 from portcullis.db import tenant_session
 from portcullis.links import service as links
-from portcullis.storage import buckets, files, intake
-from portcullis.storage.models import Bucket, File, Upload
+from portcullis.storage import access, buckets, files, intake
+from portcullis.storage.models import Bucket, File
 
 bp = Blueprint("storage", __name__, url_prefix="/api/v1")
 
@@ -136,24 +136,29 @@ def create_bucket() -> ResponseReturnValue:
     return jsonify(out), 201
 
 
+# Object routes check the role in the view, after visibility (access.bucket_for): a caller
+# who may not read the bucket gets 404 whatever their role; only a reader learns 403.
+
 @bp.delete("/buckets/<uuid:bucket_id>")
-@operation(summary="Delete an empty bucket", tag="buckets", scope="buckets:write",
-           roles=ADMIN, writes=True, status=204, errors=(404, 409))
+@operation(summary="Delete an empty bucket: admins", tag="buckets", scope="buckets:write",
+           writes=True, status=204, errors=(404, 409))
 def delete_bucket(bucket_id: uuid.UUID) -> ResponseReturnValue:
     caller = current_caller()
     with tenant_session(caller.tenant_id) as db:
+        access.bucket_for(db, caller, bucket_id, "delete", roles=ADMIN)
         buckets.delete(db, caller, bucket_id)
     return Response(status=204)
 
 
 @bp.put("/buckets/<uuid:bucket_id>/permissions/<uuid:member_id>")
-@operation(summary="Grant a member rights on a bucket (view-only: read only)",
-           tag="buckets", scope="buckets:write", roles=ADMIN_MANAGER, writes=True,
+@operation(summary="Grant a member rights on a bucket (view-only: read only): admins, "
+           "managers", tag="buckets", scope="buckets:write", writes=True,
            request=PermissionIn, response=PermissionOut, errors=(404,))
 def put_permission(bucket_id: uuid.UUID, member_id: uuid.UUID) -> ResponseReturnValue:
     caller = current_caller()
-    body = parse_body(PermissionIn)
     with tenant_session(caller.tenant_id) as db:
+        access.bucket_for(db, caller, bucket_id, roles=ADMIN_MANAGER)
+        body = parse_body(PermissionIn)
         granted = buckets.set_permissions(db, caller, bucket_id, member_id, body.read,
                                           body.write, body.delete)
     return jsonify({"bucket_id": str(bucket_id), "member_id": str(member_id),
@@ -161,13 +166,14 @@ def put_permission(bucket_id: uuid.UUID, member_id: uuid.UUID) -> ResponseReturn
 
 
 @bp.put("/buckets/<uuid:bucket_id>/lifecycle")
-@operation(summary="Expire files older than N days (null: keep)", tag="buckets",
-           scope="buckets:write", roles=ADMIN_MANAGER, writes=True, request=LifecycleIn,
+@operation(summary="Expire files older than N days (null: keep): admins, managers",
+           tag="buckets", scope="buckets:write", writes=True, request=LifecycleIn,
            response=LifecycleOut, errors=(404,))
 def put_lifecycle(bucket_id: uuid.UUID) -> ResponseReturnValue:
     caller = current_caller()
-    body = parse_body(LifecycleIn)
     with tenant_session(caller.tenant_id) as db:
+        access.bucket_for(db, caller, bucket_id, roles=ADMIN_MANAGER)
+        body = parse_body(LifecycleIn)
         bucket = buckets.set_lifecycle(db, caller, bucket_id, body.expire_after_days)
         out = {"bucket_id": str(bucket.id), "expire_after_days": bucket.expire_after_days}
     return jsonify(out)
@@ -183,10 +189,9 @@ def put_lifecycle(bucket_id: uuid.UUID) -> ResponseReturnValue:
 def upload(bucket_id: uuid.UUID) -> ResponseReturnValue:
     caller = current_caller()
     intake.check_bucket(caller, bucket_id)
-    boundary = request.mimetype_params.get("boundary")
-    if request.mimetype != "multipart/form-data" or not boundary:
+    if request.mimetype != "multipart/form-data":
         raise Problem(415, "unsupported_media_type", "Send multipart/form-data.")
-    part = FilePart(request.stream, boundary.encode()).open()
+    part = FilePart(request.stream, boundary_of(request.mimetype_params)).open()
     filename = intake.check_type(part.filename, part.content_type)
     received = intake.receive(caller, bucket_id, filename, part.content_type, part.chunks())
     return jsonify({"id": str(received.id), "status": "pending",
@@ -199,10 +204,7 @@ def upload(bucket_id: uuid.UUID) -> ResponseReturnValue:
 def get_upload(upload_id: uuid.UUID) -> ResponseReturnValue:
     caller = current_caller()
     with tenant_session(caller.tenant_id) as db:
-        row = db.get(Upload, upload_id)
-        if row is None or row.tenant_id != caller.tenant_id or not (
-                caller.role is Role.admin or row.uploader_user_id == caller.user_id):
-            raise Problem(404, "not_found", "No such upload.")
+        row = access.upload_for(db, caller, upload_id)
         out = {"id": str(row.id), "status": row.status, "reason": row.reason,
                "file_id": str(row.file_id) if row.file_id else None}
     return jsonify(out)

@@ -13,7 +13,6 @@ from sqlalchemy.orm import Session
 from config import get_settings
 from portcullis import secrets_gen
 from portcullis.accounts.caller import Caller
-from portcullis.accounts.models import Role
 from portcullis.audit.service import Target
 from portcullis.db import system_session, tenant_session
 from portcullis.errors import Gone, NotFound
@@ -92,16 +91,12 @@ def create_for_file(caller: Caller, file_id: uuid.UUID, expires_in: int) -> NewL
 
 
 def revoke(caller: Caller, link_id: uuid.UUID) -> None:
-    """The link's creator or an admin; anyone else (or another tenant) gets 404."""
+    """The link's creator or an admin; a reader of its bucket gets 403, anyone else 404."""
+    from portcullis.storage.access import link_for
     from portcullis.storage.events import record
 
     with tenant_session(caller.tenant_id) as db:
-        link = db.scalars(select(ShareLink).where(ShareLink.id == link_id,
-                                                  ShareLink.tenant_id == caller.tenant_id,
-                                                  ShareLink.kind == "file")).first()
-        if link is None or not (caller.role is Role.admin
-                                or link.created_by_user_id == caller.user_id):
-            raise NotFound("link")
+        link = link_for(db, caller, link_id, change=True, lock=True)
         if link.revoked_at is None:
             link.revoked_at = datetime.now(UTC)
             record(db, caller.tenant_id, "link.revoked", caller.actor, caller.origin,

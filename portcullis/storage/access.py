@@ -1,8 +1,9 @@
-"""Who may do what with a bucket (API.md's table).
+"""Who may do what with a bucket, an upload or a link (API.md's table).
 
 Admins and managers hold every right on every bucket of their tenant; staff and viewonly
-hold only what was granted (viewonly: read at most). A bucket the caller may not read does
-not exist for them (404).
+hold only what was granted (viewonly: read at most). Every object route checks in one
+order: visibility first (an object the caller may not read does not exist for them: 404),
+then role and permission (403 ``forbidden``), so a 403 never confirms a hidden object.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from sqlalchemy.orm import Session
 from portcullis.accounts.caller import Caller
 from portcullis.accounts.models import Membership, Role
 from portcullis.errors import Forbidden, NotFound
-from portcullis.storage.models import Bucket, BucketPermission
+from portcullis.links.models import ShareLink
+from portcullis.storage.models import Bucket, BucketPermission, Upload
 
 FULL_ACCESS = (Role.admin, Role.manager)
 
@@ -59,9 +61,16 @@ def readable_bucket_ids(db: Session, caller: Caller) -> list[uuid.UUID] | None:
         BucketPermission.can_read.is_(True))))
 
 
+def require_role(caller: Caller, roles: tuple[Role, ...] | None) -> None:
+    """403 unless the caller's role is among ``roles`` (None: any role)."""
+    if roles is not None and caller.role not in roles:
+        raise Forbidden("forbidden", "Your role does not allow this.")
+
+
 def bucket_for(db: Session, caller: Caller, bucket_id: uuid.UUID, need: str = "read",
-               lock: bool = False) -> Bucket:
-    """The bucket if the caller may read it (else 404) and has ``need`` (else 403)."""
+               lock: bool = False, roles: tuple[Role, ...] | None = None) -> Bucket:
+    """The bucket if the caller may read it (else 404), then their role must be in
+    ``roles`` and they must hold ``need`` (else 403)."""
     stmt = select(Bucket).where(Bucket.id == bucket_id, Bucket.tenant_id == caller.tenant_id)
     bucket = db.scalars(stmt.with_for_update() if lock else stmt).first()
     if bucket is None:
@@ -69,6 +78,38 @@ def bucket_for(db: Session, caller: Caller, bucket_id: uuid.UUID, need: str = "r
     granted = rights(db, caller, bucket.id)
     if not granted.read:
         raise NotFound("bucket")
+    require_role(caller, roles)
     if not getattr(granted, need):
         raise Forbidden("forbidden", f"You lack {need} permission on this bucket.")
     return bucket
+
+
+def upload_for(db: Session, caller: Caller, upload_id: uuid.UUID) -> Upload:
+    """An upload is readable by its uploader and admins only; to anyone else it is a 404."""
+    upload = db.scalars(select(Upload).where(Upload.id == upload_id,
+                                             Upload.tenant_id == caller.tenant_id)).first()
+    if upload is None or not (caller.role is Role.admin
+                              or upload.uploader_user_id == caller.user_id):
+        raise NotFound("upload")
+    return upload
+
+
+def link_for(db: Session, caller: Caller, link_id: uuid.UUID, change: bool = False,
+             lock: bool = False) -> ShareLink:
+    """A file link, if the caller may read it (else 404): its creator, an admin, or anyone
+    who may read its file's bucket (they may list its links). Changing it (``change``) is
+    for its creator or an admin only (else 403)."""
+    stmt = select(ShareLink).where(ShareLink.id == link_id,
+                                   ShareLink.tenant_id == caller.tenant_id,
+                                   ShareLink.kind == "file")
+    link = db.scalars(stmt.with_for_update() if lock else stmt).first()
+    if link is None:
+        raise NotFound("link")
+    own = caller.role is Role.admin or link.created_by_user_id == caller.user_id
+    if not own:
+        if link.bucket_id is None or db.get(Bucket, link.bucket_id) is None \
+                or not rights(db, caller, link.bucket_id).read:
+            raise NotFound("link")
+        if change:
+            raise Forbidden("forbidden", "Only the link's creator or an admin may change it.")
+    return link

@@ -28,6 +28,7 @@ class Org:
     buckets: dict[str, str]  # private, read, write, full -> bucket id
     files: dict[str, str]  # same keys -> a file id in that bucket
     upload_id: str  # an upload by the admin
+    uploads: dict[str, str]  # same keys -> the admin's upload in that bucket
 
     def fresh(self, role: Role) -> LoggedIn:
         """Another member of the role (each identity has its own rate limit)."""
@@ -69,7 +70,7 @@ def _build_org(app: Flask, name: str) -> Org:
     for kind, upload_id in ids.items():
         assert rows[upload_id].status == "clean", rows[upload_id]
         files[kind] = str(rows[upload_id].file_id)
-    return Org(tenant, people, buckets, files, ids["private"])
+    return Org(tenant, people, buckets, files, ids["private"], ids)
 
 
 @pytest.fixture(scope="module")
@@ -132,10 +133,16 @@ def test_delete_bucket_is_admin_only_and_needs_it_empty(app: Flask, org: Org) ->
     admin = org.fresh(Role.admin)
     client, headers = _client(app, admin)
     empty = media.create_bucket(client, headers, "empty")
-    for role in (Role.manager, Role.staff, Role.viewonly):
-        other_client, other_headers = _client(app, org.people[role])
+    staff, viewonly = org.fresh(Role.staff), org.fresh(Role.viewonly)
+    for who in (staff, viewonly):  # no grant: the bucket does not exist for them
+        other_client, other_headers = _client(app, who)
         response = other_client.delete(f"/api/v1/buckets/{empty}", headers=other_headers)
-        assert response.status_code == 403, (role, response.get_json())
+        assert response.status_code == 404 and _code(response) == "not_found", who.member.role
+        _grant(app, admin, empty, who, True)
+    for who in (org.people[Role.manager], staff, viewonly):  # readers, but not admins
+        other_client, other_headers = _client(app, who)
+        response = other_client.delete(f"/api/v1/buckets/{empty}", headers=other_headers)
+        assert response.status_code == 403 and _code(response) == "forbidden", who.member.role
     busy = client.delete(f"/api/v1/buckets/{org.buckets['read']}", headers=headers)
     assert busy.status_code == 409 and _code(busy) == "bucket_not_empty"
     assert client.delete(f"/api/v1/buckets/{empty}", headers=headers).status_code == 204
@@ -220,8 +227,14 @@ def test_staff_without_read_sees_nothing(app: Flask, org: Org) -> None:
     assert client.post(f"/api/v1/files/{file_id}/links", json={},
                        headers=headers).status_code == 404
     assert client.delete(f"/api/v1/files/{file_id}", headers=headers).status_code == 404
+    # visibility first: a hidden bucket is 404 even on routes their role may not use
     assert client.put(f"/api/v1/buckets/{bucket}/lifecycle", json={"expire_after_days": 1},
-                      headers=headers).status_code == 403  # role first: not a manager
+                      headers=headers).status_code == 404
+    colleague = org.people[Role.staff].member.membership_id
+    grant_url = f"/api/v1/buckets/{bucket}/permissions/{colleague}"
+    assert client.put(grant_url, json={"read": True, "write": True, "delete": True},
+                      headers=headers).status_code == 404
+    assert client.delete(f"/api/v1/buckets/{bucket}", headers=headers).status_code == 404
 
 
 def test_staff_rights_follow_the_grants(app: Flask, org: Org) -> None:
@@ -298,15 +311,109 @@ def test_link_revocation_is_for_its_creator_or_an_admin(app: Flask, org: Org) ->
     link = client.post(f"/api/v1/files/{org.files['read']}/links", json={}, headers=headers)
     assert link.status_code == 201
     link_id = link.get_json()["id"]
-    for role in (Role.manager, Role.viewonly):
+    for role in (Role.manager, Role.viewonly):  # they read the bucket, so they see its links
         other_client, other_headers = _client(app, org.people[role])
-        assert other_client.delete(f"/api/v1/links/{link_id}",
-                                   headers=other_headers).status_code == 404, role
+        refused = other_client.delete(f"/api/v1/links/{link_id}", headers=other_headers)
+        assert refused.status_code == 403 and _code(refused) == "forbidden", role
+    stranger_client, stranger_headers = _client(app, org.fresh(Role.staff))  # no read
+    hidden = stranger_client.delete(f"/api/v1/links/{link_id}", headers=stranger_headers)
+    assert hidden.status_code == 404 and _code(hidden) == "not_found"
     assert client.delete(f"/api/v1/links/{link_id}", headers=headers).status_code == 204
     second = client.post(f"/api/v1/files/{org.files['read']}/links", json={}, headers=headers)
     admin_client, admin_headers = _client(app, org.fresh(Role.admin))
     assert admin_client.delete(f"/api/v1/links/{second.get_json()['id']}",
                                headers=admin_headers).status_code == 204
+
+
+# -- visibility first, then role and permission, on every object route ----------------------
+
+OBJECT_ROUTES = ("delete_bucket", "permissions", "lifecycle", "upload", "get_upload",
+                 "list_files", "delete_file", "create_link", "revoke_link")
+
+
+def _object_call(app: Flask, who: LoggedIn, route: str, bucket: str, file_id: str,
+                 upload_id: str, link_id: str) -> object:
+    """One call to ``route`` on the given objects; every write is one the caller may not
+    make (or may, harmlessly: listing and sharing), so the org is left as it was."""
+    client, headers = _client(app, who)
+    if route == "delete_bucket":
+        return client.delete(f"/api/v1/buckets/{bucket}", headers=headers)
+    if route == "permissions":
+        return client.put(f"/api/v1/buckets/{bucket}/permissions/{who.member.membership_id}",
+                          json={"read": True, "write": False, "delete": False},
+                          headers=headers)
+    if route == "lifecycle":
+        return client.put(f"/api/v1/buckets/{bucket}/lifecycle",
+                          json={"expire_after_days": 1}, headers=headers)
+    if route == "upload":
+        return media.post_upload(client, headers, bucket, "m.png", "image/png", media.png())
+    if route == "get_upload":
+        return client.get(f"/api/v1/uploads/{upload_id}")
+    if route == "list_files":
+        return client.get(f"/api/v1/buckets/{bucket}/files")
+    if route == "delete_file":
+        return client.delete(f"/api/v1/files/{file_id}", headers=headers)
+    if route == "create_link":
+        return client.post(f"/api/v1/files/{file_id}/links", json={}, headers=headers)
+    if route == "revoke_link":
+        return client.delete(f"/api/v1/links/{link_id}", headers=headers)
+    raise AssertionError(route)
+
+
+@pytest.fixture(scope="module")
+def admin_links(app: Flask, org: Org) -> dict[str, str]:
+    """A link by the admin on the private and the read bucket's file (kind -> link id)."""
+    return {kind: _link_id(app, org.people[Role.admin], org.files[kind])
+            for kind in ("private", "read")}
+
+
+def _link_id(app: Flask, who: LoggedIn, file_id: str) -> str:
+    client, headers = _client(app, who)
+    response = client.post(f"/api/v1/files/{file_id}/links", json={}, headers=headers)
+    assert response.status_code == 201, response.get_json()
+    return str(response.get_json()["id"])
+
+
+# A reader of the bucket who holds nothing else: what each route answers them.
+READER_ONLY = {"delete_bucket": 403, "permissions": 403, "lifecycle": 403, "upload": 403,
+               "get_upload": 404, "list_files": 200, "delete_file": 403, "create_link": 201,
+               "revoke_link": 403}
+
+
+@pytest.mark.parametrize("role", [Role.staff, Role.viewonly])
+@pytest.mark.parametrize("route", OBJECT_ROUTES)
+def test_an_unreadable_bucket_is_404_on_every_route(app: Flask, org: Org,
+                                                    admin_links: dict[str, str], role: Role,
+                                                    route: str) -> None:
+    """No grant on the bucket: each of its objects answers exactly like a missing one, even
+    where the caller's role or rights would be refused anyway."""
+    who = org.fresh(role)
+    hidden = _object_call(app, who, route, org.buckets["private"], org.files["private"],
+                          org.uploads["private"], admin_links["private"])
+    missing = _object_call(app, who, route, str(uuid.uuid4()), str(uuid.uuid4()),
+                           str(uuid.uuid4()), str(uuid.uuid4()))
+    assert missing.status_code == 404, missing.get_json()  # type: ignore[attr-defined]
+    assert hidden.status_code == 404, hidden.get_json()  # type: ignore[attr-defined]
+    assert _code(hidden) == _code(missing) == "not_found"
+
+
+@pytest.mark.parametrize("role", [Role.staff, Role.viewonly])
+@pytest.mark.parametrize("route", OBJECT_ROUTES)
+def test_a_reader_without_the_right_gets_403(app: Flask, org: Org,
+                                             admin_links: dict[str, str], role: Role,
+                                             route: str) -> None:
+    """Read on the bucket and nothing more: visible objects, so refusals are 403."""
+    who = org.fresh(role)
+    _grant(app, org.people[Role.admin], org.buckets["read"], who, True)
+    response = _object_call(app, who, route, org.buckets["read"], org.files["read"],
+                            org.uploads["read"], admin_links["read"])
+    expected = READER_ONLY[route]
+    assert response.status_code == expected, response.get_json()  # type: ignore[attr-defined]
+    if expected == 403:
+        assert _code(response) == "forbidden", route
+    if expected == 404:  # someone else's upload: not theirs to read
+        assert _code(response) == "not_found", route
+    assert media.file_row(org.files["read"]) is not None
 
 
 # -- access-key scopes -----------------------------------------------------------------------
