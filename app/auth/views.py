@@ -16,13 +16,14 @@ from app.api.registry import PUBLIC, SESSION_ONLY, operation
 from app.auth.guards import current_identity
 from app.auth.loader import CSRF_COOKIE, SESSION_COOKIE, request_origin
 from app.extensions import limiter, rate_limit_store_up
+from app.pagination import PageQuery, paginate
 from app.problems import Problem
-from app.validation import RequestModel, ResponseModel, parse_body
+from app.validation import RequestModel, ResponseModel, parse_body, parse_query
 from config import get_settings
 from portcullis.accounts import login as login_service
 from portcullis.accounts import mfa, sessions, signup
 from portcullis.accounts.audit import record, user_actor
-from portcullis.accounts.models import SessionState
+from portcullis.accounts.models import SessionState, UserSession
 from portcullis.accounts.sessions import IssuedSession
 from portcullis.accounts.tokens import ABSOLUTE_LIFETIME
 from portcullis.audit.service import Target
@@ -272,16 +273,20 @@ def me() -> ResponseReturnValue:
 
 
 @bp.get("/sessions")
-@operation(summary="Your live sessions", tag="auth", auth=SESSION_ONLY,
-           response=SessionsOut)
+@operation(summary="Your live sessions, newest first", tag="auth", auth=SESSION_ONLY,
+           query=PageQuery, response=SessionsOut)
 def list_sessions() -> ResponseReturnValue:
     identity = current_identity()
+    page = parse_query(PageQuery)
     with tenant_session(identity.tenant_id) as db:
+        rows, next_cursor = paginate(db, sessions.live_query(identity.user_id),
+                                     [UserSession.created_at, UserSession.id],
+                                     [datetime, uuid.UUID], page)
         items = [SessionOut(id=s.id, created_at=s.created_at, last_seen_at=s.last_seen_at,
                             ip=s.ip, user_agent=s.user_agent,
                             current=s.id == identity.session_id).model_dump(mode="json")
-                 for s in sessions.live_sessions(db, identity.user_id)]
-    return jsonify({"items": items, "next_cursor": None})
+                 for s in rows]
+    return jsonify({"items": items, "next_cursor": next_cursor})
 
 
 @bp.delete("/sessions/<uuid:session_id>")

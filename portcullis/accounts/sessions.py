@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
 from portcullis.accounts.models import SessionState, UserSession
@@ -52,8 +52,12 @@ def set_state(db: Session, session_id: uuid.UUID, state: SessionState) -> None:
                .values(state=state.value, mfa_failures=0))
 
 
+def live_query(user_id: uuid.UUID) -> Select[tuple[UserSession]]:
+    """The user's unrevoked, unexpired sessions, unordered (the caller pages them)."""
+    return select(UserSession).where(UserSession.user_id == user_id,
+                                     UserSession.revoked_at.is_(None),
+                                     UserSession.expires_at > datetime.now(UTC))
+
+
 def live_sessions(db: Session, user_id: uuid.UUID) -> list[UserSession]:
-    now = datetime.now(UTC)
-    return list(db.scalars(select(UserSession).where(
-        UserSession.user_id == user_id, UserSession.revoked_at.is_(None),
-        UserSession.expires_at > now).order_by(UserSession.created_at.desc())))
+    return list(db.scalars(live_query(user_id).order_by(UserSession.created_at.desc())))
