@@ -47,6 +47,15 @@ _NOTICES = {
 }
 
 
+def _invitation_note(email: str) -> str:
+    """What an invitee who already has an account (in any tenant) must know: the inviter
+    was told nothing, so the email is where they learn that accepting needs them to leave."""
+    from portcullis.accounts import lookup
+    from portcullis.accounts.members import ACCOUNT_EXISTS
+
+    return f"{ACCOUNT_EXISTS}\n\n" if lookup.user_by_email(email) is not None else ""
+
+
 def _compose(tenant_id: uuid.UUID, args: dict[str, Any]) -> Message | None:
     kind = AccountEmail(args["email"])
     with tenant_session(tenant_id) as db:
@@ -61,8 +70,8 @@ def _compose(tenant_id: uuid.UUID, args: dict[str, Any]) -> Message | None:
             return Message(
                 invitation.email, f"You are invited to {tenant.name if tenant else 'Portcullis'}",
                 f"You were invited to join {tenant.name if tenant else 'a team'} on Portcullis "
-                f"as {invitation.role}.\n\nAccept within 7 days:\n"
-                f"{_link('accept-invitation', token)}\n")
+                f"as {invitation.role}.\n\n{_invitation_note(invitation.email)}"
+                f"Accept within 7 days:\n{_link('accept-invitation', token)}\n")
         user = db.get(User, uuid.UUID(args["user_id"]))
         if user is None or user.deleted_at is not None:
             return None

@@ -124,14 +124,29 @@ def remove_member(tenant_id: uuid.UUID, actor_id: uuid.UUID, member_id: uuid.UUI
                Target("member", str(member.id)), {"role": member.role})
 
 
+ACCOUNT_EXISTS = ("This address already belongs to a Portcullis account, and an address "
+                  "belongs to one organisation only. Leave that organisation first (its "
+                  "admin can remove you), then accept, or ask for an invitation to another "
+                  "address.")
+
+
+def _is_member(db: Session, tenant_id: uuid.UUID, email: str) -> bool:
+    """A live user of this tenant (active or suspended; removed users are deleted)."""
+    return db.scalar(select(func.count()).select_from(User).where(
+        User.tenant_id == tenant_id, func.lower(User.email) == email,
+        User.deleted_at.is_(None))) != 0
+
+
 def invite(tenant_id: uuid.UUID, actor_id: uuid.UUID, actor_role: Role, email: str,
            role: Role, origin: Origin) -> Invitation:
     if actor_role is not Role.admin and role.rank >= Role.manager.rank:
         raise Forbidden("forbidden", "Managers may invite staff and view-only members only.")
     email = email.strip().lower()
     with tenant_session(tenant_id) as db:
-        if lookup.user_by_email(email) is not None:
-            raise Conflict("already_member", "This address already has an account.")
+        # Only this tenant's own members conflict: whether the address has an account in
+        # another tenant is never told to the inviter; the email tells the recipient.
+        if _is_member(db, tenant_id, email):
+            raise Conflict("already_member", "This address is already a member.")
         invitation = Invitation(tenant_id=tenant_id, email=email, role=role.value,
                                 invited_by_user_id=actor_id,
                                 expires_at=datetime.now(UTC) + INVITATION_LIFETIME)
@@ -156,10 +171,10 @@ def accept_invitation(token: str, name: str, password: str, origin: Origin) -> N
             raise Invalid("token_invalid", "This invitation is not valid.")
         if datetime.now(UTC) >= invitation.expires_at:
             raise Gone("token_expired", "This invitation has expired; ask for a new one.")
-        taken = db.scalar(select(func.count()).select_from(User).where(
-            func.lower(User.email) == invitation.email, User.deleted_at.is_(None)))
-        if taken or lookup.user_by_email(invitation.email) is not None:
-            raise Conflict("already_member", "This address already has an account.")
+        if _is_member(db, owner.tenant_id, invitation.email):
+            raise Conflict("already_member", "This address is already a member.")
+        if lookup.user_by_email(invitation.email) is not None:  # the mailbox's owner asks
+            raise Conflict("account_exists", ACCOUNT_EXISTS)
         now = datetime.now(UTC)
         invitation.accepted_at = now
         invitation.token_hash = None

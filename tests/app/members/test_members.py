@@ -393,16 +393,75 @@ def test_bad_page_parameters_are_400(app: Flask, team: tuple[LoggedIn, Member],
 # --------------------------------------------------------------------------- invitations
 
 
-@pytest.mark.parametrize("variant", ["same", "upper", "padded"])
-def test_inviting_an_existing_account_is_409(app: Flask, team: tuple[LoggedIn, Member],
-                                             variant: str) -> None:
-    admin, _ = team
-    outsider = make_member(make_tenant("Someone Else"), Role.staff)  # any tenant counts
-    email = {"same": outsider.email, "upper": outsider.email.upper(),
-             "padded": f"  {outsider.email} "}[variant]
+@pytest.mark.parametrize("variant", ["same", "upper", "padded", "suspended"])
+def test_inviting_a_member_of_the_tenant_is_409(app: Flask, team: tuple[LoggedIn, Member],
+                                                variant: str) -> None:
+    admin, staff = team
+    if variant == "suspended":  # still a member
+        staff = make_member(admin.member.tenant_id, Role.staff)
+        assert _patch(_client(app, admin), admin, staff.membership_id,
+                      {"status": "suspended"})[0] == 200
+    email = {"same": staff.email, "upper": staff.email.upper(),
+             "padded": f"  {staff.email} ", "suspended": staff.email}[variant]
     response = _invite(_client(app, admin), admin, email)
     assert response.status_code == 409, response.get_json()
     assert response.get_json()["code"] == "already_member"
+
+
+def _text(message: object) -> str:
+    return message.get_body(preferencelist=("plain",)).get_content()  # type: ignore[attr-defined]
+
+
+@pytest.mark.usefixtures("worker")
+def test_an_account_of_another_tenant_is_invited_like_a_fresh_address(
+        app: Flask, stack: LocalStack) -> None:
+    """The inviter learns nothing about other tenants: same status, body and audit trail as
+    for an unknown address. The recipient's email says what accepting needs, and accepting
+    while the other account lives is a clear 409, the invitation still usable after."""
+    tenant = make_tenant("Discreet Co")
+    admin = make_session(make_member(tenant, Role.admin))
+    client = _client(app, admin)
+    elsewhere = make_tenant("Elsewhere Co")
+    outsider = make_member(elsewhere, Role.staff)
+    fresh = _email("fresh")
+
+    answers = {who: _invite(client, admin, email) for who, email in
+               (("outsider", outsider.email.upper()), ("fresh", fresh))}
+    bodies = {who: r.get_json() for who, r in answers.items()}
+    for who, response in answers.items():
+        assert response.status_code == 201, (who, bodies[who])
+        assert response.mimetype == "application/json"
+        assert set(bodies[who]) == {"id", "expires_at"}
+    assert set(answers["outsider"].headers.keys()) == set(answers["fresh"].headers.keys())
+    spread = abs(datetime.fromisoformat(bodies["outsider"]["expires_at"])
+                 - datetime.fromisoformat(bodies["fresh"]["expires_at"]))
+    assert spread < timedelta(minutes=5)
+    events = client.get("/api/v1/audit-events?action=member.invited&limit=200").get_json()
+    trail = {e["target"]["id"]: e for e in events["items"]}
+    seen = [trail[bodies[who]["id"]] for who in ("outsider", "fresh")]
+    assert seen[0]["details"] == seen[1]["details"] == {"role": "staff"}
+    assert {k for k in seen[0] if seen[0][k] != seen[1][k]} <= {"id", "occurred_at", "target"}
+
+    fresh_text = _text(wait_for_mail(stack, fresh, "invited"))
+    message = wait_for_mail(stack, outsider.email, "invited")
+    text = _text(message)
+    assert "Discreet Co" in str(message["Subject"])
+    assert "already belongs to a Portcullis account" in text
+    assert "already belongs" not in fresh_text
+    assert "Elsewhere Co" not in text  # nor does it name the other tenant
+    token = link_token(message, "accept-invitation")
+
+    status, body = _accept(app, token, "Two Homes")
+    assert status == 409 and body["code"] == "account_exists", body
+    assert outsider.email not in {m["email"] for m in _members(client).values()}
+
+    # What the email says: once removed from the other tenant, the same link works.
+    other_admin = make_session(make_member(elsewhere, Role.admin))
+    assert _delete(_client(app, other_admin), other_admin, outsider.membership_id)[0] == 204
+    status, body = _accept(app, token, "Moved Over")
+    assert status == 200, body
+    joined = [m for m in _members(client).values() if m["email"] == outsider.email]
+    assert len(joined) == 1 and joined[0]["name"] == "Moved Over"
 
 
 @pytest.mark.parametrize("body", [{"email": "not-an-email", "role": "staff"},
