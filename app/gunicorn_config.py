@@ -1,13 +1,13 @@
 """gunicorn settings for the ``web`` process (Procfile): TLS 1.2+ when a certificate is set.
 
 With TLS_CERT_PATH set, the listener speaks only TLS, so plain HTTP is refused. The access
-log never shows a share-link token, and the Server header names no version.
+and error logs never show a share-link token or a configured secret, and the Server header
+names no version.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import ssl
 from typing import Any
 
@@ -15,11 +15,14 @@ import gunicorn
 from gunicorn.glogging import Logger
 
 from config import get_settings
+from portcullis.observability import ScrubFilter
+from portcullis.redaction import redact_share_paths, register_secrets
 
 gunicorn.SERVER = "portcullis"  # no version in the Server header
 gunicorn.SERVER_SOFTWARE = "portcullis"
 
 _settings = get_settings()
+register_secrets(_settings.secret_values())  # the master logs too, before any app loads
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 threads = int(os.environ.get("WEB_THREADS", "4"))
@@ -43,19 +46,25 @@ if _settings.TLS_CERT_PATH:
         return context
 
 
-_SHARE_TOKEN = re.compile(r"/s/[^\s?\"]+")
-
-
 class RedactingLogger(Logger):
-    """Access log lines show ``/s/<redacted>`` instead of a share-link token."""
+    """Access log lines show ``/s/<redacted>`` instead of a share-link token, and every
+    line of both logs (``Error handling request /s/...`` and its traceback included) passes
+    the one scrubber."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)  # also on HUP: handlers are rebuilt, so filters are re-added
+        for log in (self.error_log, self.access_log):
+            for handler in log.handlers:
+                if not any(isinstance(f, ScrubFilter) for f in handler.filters):
+                    handler.addFilter(ScrubFilter())
 
     def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
         environ = dict(environ)
         for key in ("RAW_URI", "PATH_INFO", "REQUEST_URI"):
             if key in environ:
-                environ[key] = _SHARE_TOKEN.sub("/s/<redacted>", environ[key])
-        req.uri = _SHARE_TOKEN.sub("/s/<redacted>", getattr(req, "uri", "") or "")
-        req.path = _SHARE_TOKEN.sub("/s/<redacted>", getattr(req, "path", "") or "")
+                environ[key] = redact_share_paths(environ[key])
+        req.uri = redact_share_paths(getattr(req, "uri", "") or "")
+        req.path = redact_share_paths(getattr(req, "path", "") or "")
         req.query = ""
         super().access(resp, req, environ, request_time)
 

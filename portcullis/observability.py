@@ -4,27 +4,44 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from config import get_settings
 from portcullis.redaction import register_secrets, scrub, scrub_text
 
+if TYPE_CHECKING:
+    from sentry_sdk.transport import Transport
+
 _configured = False
+_plain = logging.Formatter()
 
 
-class _ScrubFilter(logging.Filter):
-    """Mask secrets in every stdlib record, whoever logged it (libraries included)."""
+class ScrubFilter(logging.Filter):
+    """Mask secrets in every stdlib record, whoever logged it (libraries, gunicorn): the
+    message, and the traceback text a plain formatter would print after it."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, dict) and hasattr(record, "_logger"):
+            return True  # structlog's event dict, scrubbed by its chain; must stay a dict
         try:
-            message = record.getMessage()
+            message = (str(scrub(record.msg)) if isinstance(record.msg, dict) and not record.args
+                       else record.getMessage())
         except Exception:  # noqa: BLE001 - a bad format string must not break logging
             message = str(record.msg)
         record.msg = scrub_text(message)
         record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = _plain.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = scrub_text(record.exc_text)
+        if record.stack_info:
+            record.stack_info = scrub_text(record.stack_info)
         return True
+
+
+_ScrubFilter = ScrubFilter  # the name earlier tests import
 
 
 def _scrub_event(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
@@ -43,7 +60,7 @@ def configure_logging() -> None:
                      else structlog.dev.ConsoleRenderer(
                          colors=False, exception_formatter=structlog.dev.plain_traceback))
     handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(_ScrubFilter())
+    handler.addFilter(ScrubFilter())
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
         processor=renderer,
         foreign_pre_chain=[structlog.stdlib.add_log_level,
@@ -67,21 +84,45 @@ def configure_logging() -> None:
     )
 
 
+def _frames(event: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every stack frame in an event: exceptions (chained ones included) and threads."""
+    frames: list[dict[str, Any]] = []
+    for section in ("exception", "threads"):
+        container = event.get(section)
+        values = container.get("values") if isinstance(container, dict) else None
+        for value in values if isinstance(values, list) else []:
+            stacktrace = value.get("stacktrace") if isinstance(value, dict) else None
+            found = stacktrace.get("frames") if isinstance(stacktrace, dict) else None
+            frames.extend(f for f in found or [] if isinstance(f, dict))
+    return frames
+
+
 def _before_send(event: Any, _hint: Any) -> Any:
+    """Scrub the whole event, then drop what no key rule can judge: frame locals (a
+    ``LoginIn(password=...)`` is only a repr string), request bodies, cookies and env."""
     event = scrub(event)
-    request = event.get("request") if isinstance(event, dict) else None
+    if not isinstance(event, dict):
+        return event
+    for frame in _frames(event):
+        frame.pop("vars", None)
+    request = event.get("request")
     if isinstance(request, dict):
-        request.pop("cookies", None)
-        request.pop("data", None)
+        for key in ("cookies", "data", "env"):
+            request.pop(key, None)
     return event
 
 
-def configure_sentry(component: str) -> None:
+def configure_sentry(component: str, *, transport: Transport | None = None) -> None:
+    """Sentry without locals, bodies or PII; every event and transaction is scrubbed.
+
+    ``transport`` replaces the network (tests record what would have been sent).
+    """
     dsn = get_settings().SENTRY_DSN.get_secret_value()
     if not dsn:
         return
     import sentry_sdk
 
-    sentry_sdk.init(dsn=dsn, send_default_pii=False, before_send=_before_send,
+    sentry_sdk.init(dsn=dsn, send_default_pii=False, include_local_variables=False,
+                    before_send=_before_send, before_send_transaction=_before_send,
                     environment=str(get_settings().PORTCULLIS_ENV), server_name=component,
-                    max_request_body_size="never")
+                    max_request_body_size="never", transport=transport)

@@ -22,6 +22,9 @@ _SENSITIVE_VALUE = re.compile(
     r"|\bwhsec_[A-Za-z0-9+/=]{8,}"                           # webhook secrets
     r"|(?<=://)[^/\s:@]+:[^/\s@]+(?=@)"                      # user:pass in URLs
 )
+# A share-link token is the whole credential for its file: any "/s/<token>" path is masked.
+_SHARE_PATH = re.compile(r"/s/[^\s?#\"'<>\\]+")
+SHARE_PATH_REDACTED = "/s/<redacted>"
 _extra_secrets: list[str] = []
 
 
@@ -32,8 +35,14 @@ def register_secrets(values: Iterable[str]) -> None:
             _extra_secrets.append(value)
 
 
+def redact_share_paths(value: str) -> str:
+    """``/s/<redacted>`` for every share-link path (and what follows it up to the query)."""
+    return _SHARE_PATH.sub(SHARE_PATH_REDACTED, value)
+
+
 def scrub_text(value: str) -> str:
     value = _SENSITIVE_VALUE.sub(REDACTED, value)
+    value = redact_share_paths(value)
     for secret in _extra_secrets:
         value = value.replace(secret, REDACTED)
     return value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from urllib.parse import quote
 
@@ -10,8 +11,11 @@ from flask.typing import ResponseReturnValue
 
 from app.api.registry import PUBLIC, operation
 from config import get_settings
+from portcullis.errors import NotFound
 from portcullis.links import service as links
+from workers.errors import DependencyUnavailable
 
+log = logging.getLogger(__name__)
 bp = Blueprint("links", __name__)
 
 
@@ -23,24 +27,43 @@ def content_disposition(filename: str) -> str:
 
 
 @bp.get("/s/<token>")
-@operation(summary="Download a shared object", tag="links", auth=PUBLIC, errors=(404, 410))
+@operation(summary="Download a shared object", tag="links", auth=PUBLIC,
+           errors=(404, 410, 503))
 def download(token: str) -> ResponseReturnValue:
-    from workers.storage import ObjectStore
+    """The object is opened and its first chunk read before any header is sent: a storage
+    outage is a 503 problem here, never gunicorn's bare 500 (which logs the URL)."""
+    from workers.storage import ObjectNotFound, ObjectStore
 
     found = links.resolve(token)
     store = ObjectStore.from_settings(get_settings())
+    try:
+        chunks = store.open_stream(found.bucket, found.object_key)
+        first = next(chunks, b"")
+    except ObjectNotFound:  # the link outlived its object: as if it never existed
+        raise NotFound("link") from None
+    close_body = getattr(chunks, "close", lambda: None)  # releases the S3 connection
 
     def counted() -> Iterator[bytes]:
         sent = 0
         try:
-            for chunk in store.open_stream(found.bucket, found.object_key):
+            if first:
+                sent += len(first)
+                yield first
+            for chunk in chunks:
                 sent += len(chunk)
                 yield chunk
+        except DependencyUnavailable:
+            # Headers are out: re-raising makes the server drop the connection, so the
+            # client sees a truncated body, not a short "complete" one. No URL is logged.
+            log.warning("share-link download cut short: storage failed mid-stream")
+            raise
         finally:
+            close_body()
             links.count_egress(found, sent)  # what was actually served, even if cut short
 
     response = Response(counted(), mimetype=None, content_type=found.content_type,
                         direct_passthrough=True)
+    response.call_on_close(close_body)  # also when the body is never read (HEAD)
     response.headers["Content-Disposition"] = content_disposition(found.filename)
     response.headers["Cache-Control"] = "private, no-store"
     if found.size is not None:
