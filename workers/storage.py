@@ -25,6 +25,7 @@ SSE = "AES256"
 CHUNK_SIZE = 64 * 1024
 MiB = 1024 * 1024
 _SINGLE_COPY_LIMIT = 5 * 1024 * MiB  # S3's CopyObject limit; larger objects copy in parts
+_SINGLE_PUT_LIMIT = 5 * 1024 * MiB  # S3's PutObject limit; larger files go in parts
 _BOTO_ERRORS = (BotoCoreError, ClientError, S3UploadFailedError)
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}
 _RETRYABLE_CODES = {
@@ -73,6 +74,17 @@ def _translate(exc: Exception, operation: str) -> Exception:
 
 
 _SHARED: dict[tuple[Any, ...], ObjectStore] = {}  # keyed by settings and pid (fork-safe)
+# One build at a time: threads racing on a cold process would each load botocore's S3 model
+# (megabytes each) only to throw all but one away.
+_SHARED_LOCK = threading.Lock()
+
+
+def _new_lock_in_child() -> None:  # a lock held by another thread at fork stays held
+    global _SHARED_LOCK
+    _SHARED_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_lock_in_child)
 
 
 class ObjectStore:
@@ -104,8 +116,11 @@ class ObjectStore:
                    settings.S3_SECRET_ACCESS_KEY.get_secret_value(), os.getpid())
             store = _SHARED.get(key)
             if store is None:
-                store = _SHARED[key] = cls._build(settings, connect_timeout, read_timeout,
-                                                  max_attempts)
+                with _SHARED_LOCK:
+                    store = _SHARED.get(key)
+                    if store is None:
+                        store = _SHARED[key] = cls._build(settings, connect_timeout,
+                                                          read_timeout, max_attempts)
             return store
         return cls._build(settings, connect_timeout, read_timeout, max_attempts, **kwargs)
 
@@ -154,6 +169,29 @@ class ObjectStore:
         except _BOTO_ERRORS as exc:  # the source stream's own errors pass through untouched
             raise _translate(exc, "put") from None
         return sent
+
+    def put_file(self, bucket: str, key: str, fileobj: IO[bytes],
+                 content_type: str | None = None) -> int:
+        """Upload a seekable file (a spool) in one PutObject and return the bytes stored.
+
+        The body streams from the file as botocore sends it, so memory stays flat whatever
+        the size: ``upload_fileobj`` would read each part of a seekable file into memory
+        (8 MiB times max_concurrency). Larger than one PUT allows: ``put_stream``'s parts.
+        """
+        start = fileobj.tell()
+        size = fileobj.seek(0, os.SEEK_END) - start
+        fileobj.seek(start)
+        if size > _SINGLE_PUT_LIMIT:
+            return self.put_stream(bucket, key, fileobj, content_type)
+        extra: dict[str, Any] = {"ServerSideEncryption": SSE}
+        if content_type:
+            extra["ContentType"] = content_type
+        try:
+            self.client.put_object(Bucket=bucket, Key=key, Body=fileobj, ContentLength=size,
+                                   **extra)
+        except _BOTO_ERRORS as exc:  # the source file's own errors pass through untouched
+            raise _translate(exc, "put") from None
+        return size
 
     def open_stream(self, bucket: str, key: str,
                     chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:

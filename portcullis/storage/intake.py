@@ -58,8 +58,8 @@ def receive(caller: Caller, bucket_id: uuid.UUID, filename: str, declared: str,
             spool.write(chunk)
         spool.seek(0)
         key = f"q/{uuid.uuid4().hex}"  # random: nothing of the client's in a storage key
-        ObjectStore.from_settings(settings).put_stream(settings.S3_QUARANTINE_BUCKET, key,
-                                                       spool, "application/octet-stream")
+        ObjectStore.from_settings(settings).put_file(settings.S3_QUARANTINE_BUCKET, key,
+                                                     spool, "application/octet-stream")
     with tenant_session(caller.tenant_id) as db:
         access.bucket_for(db, caller, bucket_id, "write")
         upload = Upload(id=uuid.uuid4(), tenant_id=caller.tenant_id, bucket_id=bucket_id,
