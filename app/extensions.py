@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, Response, g
+from flask import Flask, Response, current_app, g, request
 from flask_limiter import HeaderNames, Limiter
 from flask_login import LoginManager, current_user
 from flask_talisman import Talisman
@@ -13,11 +13,23 @@ login_manager = LoginManager()
 talisman = Talisman()
 
 
+def _needs_identity() -> bool:
+    """Whether the matched route takes a credential (documented and not public)."""
+    from app.api.registry import PUBLIC
+
+    view = current_app.view_functions.get(request.endpoint or "")
+    op = getattr(view, "__openapi__", None)
+    return op is not None and op.auth != PUBLIC
+
+
 def rate_limit_key() -> str:
-    """Per identity (user, key, operator), or per client address when anonymous."""
-    caller = current_user._get_current_object()  # type: ignore[attr-defined]
-    if getattr(caller, "is_authenticated", False):
-        return str(caller.rate_key)
+    """Per identity (user, key, operator) on routes that take one; per client address when
+    anonymous and on public routes whatever the headers, so a ``Bearer`` key (which any admin
+    can mint) never buys a fresh budget for signup, login, resets or share links."""
+    if _needs_identity():
+        caller = current_user._get_current_object()  # type: ignore[attr-defined]
+        if getattr(caller, "is_authenticated", False):
+            return str(caller.rate_key)
     return f"ip:{getattr(g, 'client_ip', None) or 'unknown'}"
 
 

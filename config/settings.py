@@ -82,12 +82,29 @@ class Settings(BaseSettings):
     ALERT_RETRY_FOR_SECONDS: int = Field(default=86400, ge=1)
     ALERT_RETRY_BASE_SECONDS: float = Field(default=5.0, gt=0)
 
+    # Second-factor lockout: wrong codes for one user across all their sessions (the
+    # per-session rules alone let a password holder log in again for more guesses).
+    MFA_LOCKOUT_FAILURES: int = Field(default=10, ge=1)
+    MFA_LOCKOUT_WINDOW_SECONDS: int = Field(default=900, ge=1)
+    MFA_LOCKOUT_SECONDS: int = Field(default=900, ge=1)
+    # Token emails (verification, reset, invitation) per recipient address, in
+    # flask-limiter's notation; beyond it the mail is not sent (the HTTP answer is unchanged).
+    EMAIL_RECIPIENT_LIMIT: str = "5/hour"
+
     @field_validator("TRUSTED_PROXIES", mode="before")
     @classmethod
     def _parse_proxies(cls, value: object) -> object:
         if isinstance(value, str):
             parts = [p.strip() for p in value.split(",") if p.strip()]
             return [ipaddress.ip_network(p, strict=False) for p in parts]
+        return value
+
+    @field_validator("EMAIL_RECIPIENT_LIMIT")
+    @classmethod
+    def _rate_limit_notation(cls, value: str) -> str:
+        from limits import parse
+
+        parse(value)  # raises ValueError on a bad limit string
         return value
 
     @field_validator("CLAMD_URL")

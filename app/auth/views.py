@@ -10,7 +10,7 @@ from typing import Literal
 from flask import Blueprint, Response, g, jsonify, request
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
-from pydantic import EmailStr, Field
+from pydantic import EmailStr, Field, model_validator
 
 from app.api.registry import PUBLIC, SESSION_ONLY, operation
 from app.auth.guards import current_identity
@@ -62,6 +62,20 @@ class LoginOut(ResponseModel):
 
 class CodeIn(RequestModel):
     code: str = Field(min_length=1, max_length=32)
+
+
+class ReauthIn(RequestModel):
+    """Proof for replacing an enrolled authenticator: a current TOTP or recovery code, or
+    the password; not needed for a first enrolment."""
+
+    code: str | None = Field(default=None, min_length=1, max_length=32)
+    password: str | None = Field(default=None, min_length=1, max_length=1024)
+
+    @model_validator(mode="after")
+    def _one_proof(self) -> ReauthIn:
+        if self.code is not None and self.password is not None:
+            raise ValueError("send either code or password, not both")
+        return self
 
 
 class EnrollOut(ResponseModel):
@@ -144,11 +158,35 @@ def _login_ip() -> str:
     return f"login-ip:{g.client_ip}"
 
 
+# Failed logins and wrong re-authentication passwords share one budget per account.
+LOGIN_FAILURES = "10/minute"
+LOGIN_ACCOUNT_SCOPE = "login-account"
+
+
+def _account_key(email: str) -> str:
+    digest = hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
+    return f"login-account:{digest}"
+
+
 def _login_account() -> str:
     body = request.get_json(silent=True)
     email = body.get("email", "") if isinstance(body, dict) else ""
-    digest = hashlib.sha256(str(email).strip().lower().encode()).hexdigest()[:32]
-    return f"login-account:{digest}"
+    return _account_key(str(email))
+
+
+def _caller_account() -> str:
+    caller = current_user._get_current_object()  # type: ignore[attr-defined]
+    return _account_key(str(getattr(caller, "email", "") or ""))
+
+
+def _wrong_password(response: Response) -> bool:
+    body = response.get_json(silent=True) if response.status_code == 401 else None
+    return isinstance(body, dict) and body.get("code") == "invalid_credentials"
+
+
+def _locked(exc: mfa.Locked) -> Problem:
+    return Problem(429, "rate_limited", exc.detail,
+                   headers={"Retry-After": str(exc.retry_after)})
 
 
 def _mfa_session() -> str:
@@ -183,8 +221,9 @@ def resend_verification() -> ResponseReturnValue:
 
 
 @bp.post("/login")
-@limiter.limit("10/minute", key_func=_login_ip, deduct_when=_failed)
-@limiter.limit("10/minute", key_func=_login_account, deduct_when=_failed)
+@limiter.limit(LOGIN_FAILURES, key_func=_login_ip, deduct_when=_failed)
+@limiter.shared_limit(LOGIN_FAILURES, scope=LOGIN_ACCOUNT_SCOPE, key_func=_login_account,
+                      deduct_when=_failed)
 @operation(summary="Log in; sets the session and CSRF cookies", tag="auth", auth=PUBLIC,
            request=LoginIn, response=LoginOut, errors=(401, 403, 503))
 def login() -> ResponseReturnValue:
@@ -203,15 +242,23 @@ def login() -> ResponseReturnValue:
 @limiter.limit("5/minute", key_func=_mfa_session)
 @operation(summary="Complete login with a TOTP or recovery code", tag="auth",
            auth=SESSION_ONLY, allow_restricted=True, request=CodeIn, response=Empty,
-           errors=(401, 409))
+           errors=(401, 409, 503), extra={"description": (
+               "Wrong codes also count per user across sessions: past MFA_LOCKOUT_FAILURES "
+               "in MFA_LOCKOUT_WINDOW_SECONDS (10 in 15 minutes) the second-factor step is "
+               "locked for MFA_LOCKOUT_SECONDS (15 minutes); meanwhile every code, even a "
+               "correct one, answers 429 `rate_limited` with `Retry-After`. 503 "
+               "`dependency_unavailable` when the lockout cannot be checked.")})
 def mfa_verify() -> ResponseReturnValue:
     identity = current_identity()
     code = parse_body(CodeIn).code
     if identity.session_state is not SessionState.mfa_pending:
         raise Problem(409, "mfa_not_pending", "This session is not waiting for a code.")
     assert identity.session_id is not None
-    mfa.verify(identity.tenant_id, identity.user_id, identity.session_id, code,
-               request_origin())
+    try:
+        mfa.verify(identity.tenant_id, identity.user_id, identity.session_id, code,
+                   request_origin())
+    except mfa.Locked as exc:
+        raise _locked(exc) from None
     return jsonify({})
 
 
@@ -223,12 +270,38 @@ def _enrolling_identity() -> tuple[uuid.UUID, uuid.UUID, uuid.UUID]:
     return identity.tenant_id, identity.user_id, identity.session_id
 
 
+def _proof() -> mfa.Proof | None:
+    """The optional body of /mfa/enroll: no body at all is no proof."""
+    if not request.get_data(cache=True):
+        return None
+    body = parse_body(ReauthIn)
+    return mfa.Proof(code=body.code, password=body.password)
+
+
 @bp.post("/mfa/enroll")
-@operation(summary="Start TOTP enrolment", tag="auth", auth=SESSION_ONLY,
-           allow_restricted=True, response=EnrollOut)
+@limiter.limit("5/minute", key_func=_mfa_session)
+@limiter.shared_limit(LOGIN_FAILURES, scope=LOGIN_ACCOUNT_SCOPE, key_func=_caller_account,
+                      deduct_when=_wrong_password)
+@operation(summary="Start TOTP enrolment; replacing an enrolled authenticator needs proof",
+           tag="auth", auth=SESSION_ONLY, allow_restricted=True, request=ReauthIn,
+           response=EnrollOut, errors=(401, 503), extra={
+               "description": (
+                   "A first enrolment needs no body. When TOTP is already enrolled, send "
+                   "`{code}` (a current TOTP or unused recovery code) or `{password}`; the "
+                   "proof also covers this session for 5 minutes (so a retry needs none) and "
+                   "is required by /mfa/enroll/confirm. Without it: 403 "
+                   "`reauthentication_required`; a wrong password 401 `invalid_credentials` "
+                   "(counted with failed logins), a wrong code 401 `invalid_mfa_code` "
+                   "(counted toward the per-user lockout; while it lasts, 429 `rate_limited` "
+                   "with `Retry-After`)."),
+               "requestBody": {"required": False, "content": {"application/json": {
+                   "schema": {"$ref": "#/components/schemas/ReauthIn"}}}}})
 def mfa_enroll() -> ResponseReturnValue:
-    tenant_id, user_id, _ = _enrolling_identity()
-    enrolment = mfa.enroll(tenant_id, user_id)
+    tenant_id, user_id, session_id = _enrolling_identity()
+    try:
+        enrolment = mfa.enroll(tenant_id, user_id, session_id, request_origin(), _proof())
+    except mfa.Locked as exc:
+        raise _locked(exc) from None
     return jsonify({"secret": enrolment.secret, "otpauth_uri": enrolment.otpauth_uri})
 
 
@@ -236,7 +309,9 @@ def mfa_enroll() -> ResponseReturnValue:
 @limiter.limit("5/minute", key_func=_mfa_session)
 @operation(summary="Confirm TOTP enrolment; returns 10 recovery codes once", tag="auth",
            auth=SESSION_ONLY, allow_restricted=True, request=CodeIn,
-           response=RecoveryCodesOut, errors=(401, 409))
+           response=RecoveryCodesOut, errors=(401, 409, 503), extra={"description": (
+               "Replacing an enrolled authenticator: 403 `reauthentication_required` unless "
+               "this session proved itself at /mfa/enroll in the last 5 minutes.")})
 def mfa_confirm() -> ResponseReturnValue:
     tenant_id, user_id, session_id = _enrolling_identity()
     codes = mfa.confirm(tenant_id, user_id, session_id, parse_body(CodeIn).code,

@@ -1,15 +1,25 @@
 """Compose and send account emails (runs in a worker on the ``email`` queue).
 
 Tokens are minted here, their digests committed before the message leaves, so a link
-always works when it arrives; a retry mints a fresh one.
+always works when it arrives; a retry mints a fresh one. Token emails that anyone can cause
+by naming an address are capped per recipient (``EMAIL_RECIPIENT_LIMIT``): beyond it the
+mail is simply not sent, so the answer of the route that asked does not change.
 """
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
+
+import redis
+from limits import parse
+from limits.errors import StorageError
+from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter
 
 from config import get_settings
 from portcullis import secrets_gen
@@ -18,6 +28,11 @@ from portcullis.accounts.models import Invitation, TokenPurpose, User
 from portcullis.accounts.notifications import AccountEmail
 from portcullis.db import tenant_session
 from portcullis.tenants.models import Tenant
+from workers.errors import DependencyUnavailable
+
+# Sent because someone named an address (signup, resend, forgot, invitations): capped.
+PER_RECIPIENT = frozenset({AccountEmail.verify_email, AccountEmail.reset_password,
+                           AccountEmail.invitation})
 
 
 @dataclass(frozen=True)
@@ -44,6 +59,11 @@ _NOTICES = {
         "A Portcullis recovery code was used",
         "One of your recovery codes was just used to sign in and can no longer be used. "
         "If this was not you, reset your password now and tell your admin."),
+    AccountEmail.mfa_locked: (
+        "Someone may know your Portcullis password",
+        "Someone signed in with your password and then entered too many wrong two-factor "
+        "codes, so the two-factor step of your account is locked for a while. Your password "
+        "is probably known to someone else: reset it now and tell your admin."),
 }
 
 
@@ -92,9 +112,43 @@ def _compose(tenant_id: uuid.UUID, args: dict[str, Any]) -> Message | None:
         return Message(user.email, subject, f"Hello {user.name},\n\n{body}\n")
 
 
+@lru_cache(maxsize=1)
+def _recipient_limiter(url: str) -> MovingWindowRateLimiter:
+    return MovingWindowRateLimiter(storage_from_string(
+        url, wrap_exceptions=True, socket_connect_timeout=2, socket_timeout=2))
+
+
+def recipient_allowed(address: str) -> bool:
+    """Take one send from the address's budget; False once it is spent. The Redis key holds
+    a digest of the address, never the address."""
+    settings = get_settings()
+    digest = hashlib.sha256(address.strip().lower().encode()).hexdigest()[:32]
+    try:
+        return _recipient_limiter(settings.REDIS_URL).hit(
+            parse(settings.EMAIL_RECIPIENT_LIMIT), "portcullis-email", f"recipient:{digest}")
+    except (StorageError, redis.RedisError) as exc:
+        raise DependencyUnavailable("redis", "email limits cannot be enforced") from exc
+
+
+def _recipient(tenant_id: uuid.UUID, kind: AccountEmail, args: dict[str, Any]) -> str | None:
+    """Who a capped email would go to, read before any token is minted (a suppressed mail
+    must not replace the token of one already sent)."""
+    with tenant_session(tenant_id) as db:
+        if kind is AccountEmail.invitation:
+            invitation = db.get(Invitation, uuid.UUID(args["invitation_id"]))
+            return invitation.email if invitation is not None else None
+        user = db.get(User, uuid.UUID(args["user_id"]))
+        return user.email if user is not None else None
+
+
 def deliver(tenant_id: uuid.UUID, args: dict[str, Any]) -> dict[str, Any]:
     from workers.mailer import Mailer
 
+    kind = AccountEmail(args["email"])
+    if kind in PER_RECIPIENT:
+        recipient = _recipient(tenant_id, kind, args)
+        if recipient is not None and not recipient_allowed(recipient):
+            return {"sent": False, "reason": "recipient_rate_limited"}
     message = _compose(tenant_id, args)  # commits any token digest first
     if message is None:
         return {"sent": False, "reason": "no longer applicable"}

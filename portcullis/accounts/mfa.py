@@ -1,18 +1,28 @@
-"""TOTP enrolment and verification, recovery codes, and the five-strikes rule."""
+"""TOTP enrolment and verification, recovery codes, the five-strikes rule per session, the
+lockout per user, and the proof that replacing an enrolled authenticator needs.
+
+Per session, five wrong codes end it; but a password holder can log in again for five
+more, so wrong codes are also counted per user across sessions (``MFA_LOCKOUT_*``): past
+the threshold the second-factor step is locked for the user, even for a correct code, and
+the event is audited, alerted and mailed to the user. Counters live in Redis next to the
+detection windows; without Redis the lock cannot be told, so the step fails closed (503).
+"""
 
 from __future__ import annotations
 
+import logging
 import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import NoReturn
 
+import redis
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from config import get_settings
 from portcullis import secrets_gen
-from portcullis.accounts import sessions, totp
+from portcullis.accounts import passwords, sessions, totp
 from portcullis.accounts.audit import record, user_actor
 from portcullis.accounts.models import RecoveryCode, SessionState, User, UserSession
 from portcullis.accounts.notifications import AccountEmail, queue
@@ -20,10 +30,17 @@ from portcullis.accounts.secretbox import open_sealed, seal
 from portcullis.alerts import detection
 from portcullis.audit.service import Origin, Target
 from portcullis.db import tenant_session
-from portcullis.errors import Conflict, Unauthenticated
+from portcullis.errors import Conflict, DomainError, Forbidden, Unauthenticated
+from portcullis.redis_client import get_redis
+from workers.errors import DependencyUnavailable
+
+log = logging.getLogger(__name__)
 
 MAX_FAILURES = 5
 RECOVERY_CODES = 10
+REAUTH_SECONDS = 300  # a proof lets its session replace the authenticator for 5 minutes
+LOCK_PREFIX = "portcullis:mfa-lock"
+REAUTH_PREFIX = "portcullis:mfa-reauth"
 _ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
 
 
@@ -31,6 +48,29 @@ _ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
 class Enrolment:
     secret: str
     otpauth_uri: str
+
+
+@dataclass(frozen=True)
+class Proof:
+    """What re-enrolment accepts: a current TOTP or unused recovery code, or the password."""
+
+    code: str | None = None
+    password: str | None = None
+
+
+class Locked(DomainError):
+    """The user's second-factor step is locked; views add ``Retry-After``."""
+
+    status = 429
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("rate_limited", "Too many wrong codes for this account: the "
+                         "second-factor step is locked for a while.")
+        self.retry_after = retry_after
+
+
+def _invalid_code() -> Unauthenticated:
+    return Unauthenticated("invalid_mfa_code", "The code is wrong or was already used.")
 
 
 def _normalise_recovery(code: str) -> str:
@@ -42,38 +82,191 @@ def _new_recovery_code() -> str:
     return f"{raw[:4]}-{raw[4:8]}-{raw[8:]}"
 
 
-def enroll(tenant_id: uuid.UUID, user_id: uuid.UUID) -> Enrolment:
-    """A fresh secret, pending until confirmed with a code from the app."""
-    secret = totp.new_secret()
+# --------------------------------------------------------------------------- lockout
+
+def _failures_key(user_id: uuid.UUID) -> str:
+    return f"{LOCK_PREFIX}:failures:{user_id}"
+
+
+def _lock_key(user_id: uuid.UUID) -> str:
+    return f"{LOCK_PREFIX}:locked:{user_id}"
+
+
+def lock_remaining(user_id: uuid.UUID) -> int:
+    """Seconds the user's second-factor step stays locked; 0 when open."""
+    try:
+        ttl = int(get_redis().ttl(_lock_key(user_id)))
+    except redis.RedisError as exc:
+        raise DependencyUnavailable("redis", "the MFA lockout cannot be checked") from exc
+    if ttl == -2:  # no lock
+        return 0
+    return max(ttl, 1) if ttl >= 0 else get_settings().MFA_LOCKOUT_SECONDS
+
+
+def _ensure_open(user_id: uuid.UUID) -> None:
+    remaining = lock_remaining(user_id)
+    if remaining:
+        raise Locked(remaining)
+
+
+def _count_toward_lock(db: Session, tenant_id: uuid.UUID, user_id: uuid.UUID,
+                       origin: Origin) -> None:
+    settings = get_settings()
+    window, lock_for = settings.MFA_LOCKOUT_WINDOW_SECONDS, settings.MFA_LOCKOUT_SECONDS
+    try:
+        failures = detection.count_in_window(_failures_key(user_id), window)
+        if failures < settings.MFA_LOCKOUT_FAILURES or not get_redis().set(
+                _lock_key(user_id), 1, nx=True, ex=lock_for):
+            return
+        get_redis().delete(_failures_key(user_id))  # the count starts afresh after the lock
+    except redis.RedisError as exc:  # the next attempt's lock check fails closed
+        log.warning("MFA lockout not counted, Redis unavailable: %s", type(exc).__name__)
+        return
+    record(db, tenant_id, "auth.mfa_locked", user_actor(user_id), origin,
+           Target("user", str(user_id)),
+           {"failures": failures, "window_seconds": window, "locked_seconds": lock_for})
+    detection.mfa_locked(db, tenant_id, user_id, origin.ip, failures, window, lock_for)
+    queue(db, tenant_id, AccountEmail.mfa_locked, user_id=user_id)
+
+
+def _wrong_code(db: Session, tenant_id: uuid.UUID, user_id: uuid.UUID, origin: Origin,
+                target: Target, details: dict[str, object], *, guessed: bool = True) -> None:
+    """Audit a wrong code and feed the alert rule; a guess at the user's real second factor
+    (not a code for a secret being enrolled) also counts toward the lockout."""
+    record(db, tenant_id, "auth.mfa_failed", user_actor(user_id), origin, target, details)
+    detection.mfa_failed(db, tenant_id, user_id, origin.ip)
+    if guessed:
+        _count_toward_lock(db, tenant_id, user_id, origin)
+
+
+# --------------------------------------------------------------------------- re-authentication
+
+def _reauth_key(session_id: uuid.UUID) -> str:
+    return f"{REAUTH_PREFIX}:{session_id}"
+
+
+def _mark_reauthenticated(session_id: uuid.UUID) -> None:
+    try:
+        get_redis().set(_reauth_key(session_id), 1, ex=REAUTH_SECONDS)
+    except redis.RedisError as exc:
+        raise DependencyUnavailable("redis", "re-authentication cannot be recorded") from exc
+
+
+def _reauthenticated(session_id: uuid.UUID) -> bool:
+    try:
+        return bool(get_redis().exists(_reauth_key(session_id)))
+    except redis.RedisError as exc:
+        raise DependencyUnavailable("redis", "re-authentication cannot be checked") from exc
+
+
+def _forget_reauthentication(session_id: uuid.UUID) -> None:
+    try:
+        get_redis().delete(_reauth_key(session_id))
+    except redis.RedisError as exc:  # it expires by itself within REAUTH_SECONDS
+        log.warning("re-authentication mark not cleared: %s", type(exc).__name__)
+
+
+def _reauthentication_required() -> Forbidden:
+    return Forbidden("reauthentication_required", "Replacing your authenticator needs your "
+                     "current code (or a recovery code) or your password.")
+
+
+def _accept_code(db: Session, tenant_id: uuid.UUID, user: User, code: str) -> str | None:
+    """Consume a current TOTP code (each step once) or an unused recovery code; which one."""
+    assert user.totp_secret is not None
+    step = totp.matching_step(open_sealed(user.totp_secret), code, user.totp_last_step)
+    if step is not None:
+        user.totp_last_step = step
+        return "totp"
+    recovery = db.scalars(select(RecoveryCode).where(
+        RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None),
+        RecoveryCode.code_hash == secrets_gen.digest(_normalise_recovery(code)))
+        .with_for_update()).first()
+    if recovery is None:
+        return None
+    recovery.used_at = datetime.now(UTC)
+    queue(db, tenant_id, AccountEmail.recovery_codes_changed, user_id=user.id)
+    return "recovery_code"
+
+
+def _reauthenticate(db: Session, tenant_id: uuid.UUID, user: User, session_id: uuid.UUID,
+                    proof: Proof | None, origin: Origin) -> DomainError | None:
+    """None when the session proved itself (now, or in the last REAUTH_SECONDS); else the
+    error to raise once the failure's audit and counters are committed."""
+    if proof is None or (proof.code is None and proof.password is None):
+        return None if _reauthenticated(session_id) else _reauthentication_required()
+    if proof.password is not None:
+        if passwords.verify_password(proof.password, user.password_hash):
+            _mark_reauthenticated(session_id)
+            return None
+        record(db, tenant_id, "auth.login_failed", user_actor(user.id), origin,
+               Target("user", str(user.id)),
+               {"reason": "wrong_password", "step": "reauthentication"})
+        detection.login_failed(db, tenant_id, user.email, origin.ip, user_actor(user.id))
+        return Unauthenticated("invalid_credentials", "The password is wrong.")
+    assert proof.code is not None
+    _ensure_open(user.id)
+    method = _accept_code(db, tenant_id, user, proof.code)
+    if method is None:
+        _wrong_code(db, tenant_id, user.id, origin, Target("session", str(session_id)),
+                    {"step": "reauthentication"})
+        return _invalid_code()
+    if method == "recovery_code":
+        record(db, tenant_id, "auth.recovery_code_used", user_actor(user.id), origin,
+               Target("session", str(session_id)), {"step": "reauthentication"})
+    _mark_reauthenticated(session_id)
+    return None
+
+
+# --------------------------------------------------------------------------- enrolment
+
+def enroll(tenant_id: uuid.UUID, user_id: uuid.UUID, session_id: uuid.UUID,
+           origin: Origin, proof: Proof | None = None) -> Enrolment:
+    """A fresh secret, pending until confirmed with a code from the app. Replacing an
+    enrolled authenticator needs proof, so a stolen session alone cannot move it."""
     with tenant_session(tenant_id) as db:
-        user = db.get(User, user_id)
-        assert user is not None
-        user.totp_pending_secret = seal(secret)
-        return Enrolment(secret, totp.provisioning_uri(secret, user.email))
+        user = db.scalars(select(User).where(User.id == user_id).with_for_update()).one()
+        failure = None
+        if user.totp_secret is not None:
+            failure = _reauthenticate(db, tenant_id, user, session_id, proof, origin)
+        if failure is None:
+            secret = totp.new_secret()
+            user.totp_pending_secret = seal(secret)
+            return Enrolment(secret, totp.provisioning_uri(secret, user.email))
+    raise failure
 
 
 def confirm(tenant_id: uuid.UUID, user_id: uuid.UUID, session_id: uuid.UUID, code: str,
             origin: Origin) -> list[str]:
-    """Activate the pending secret; returns the 10 recovery codes (shown once)."""
+    """Activate the pending secret; returns the 10 recovery codes (shown once). Replacing an
+    enrolled one needs this session's proof from ``enroll`` to be still fresh."""
     with tenant_session(tenant_id) as db:
         user = db.scalars(select(User).where(User.id == user_id).with_for_update()).one()
         if user.totp_pending_secret is None:
             raise Conflict("mfa_not_enrolling", "Start enrolment first.")
+        replacing = user.totp_secret is not None
+        if replacing and not _reauthenticated(session_id):
+            raise _reauthentication_required()
         step = totp.matching_step(open_sealed(user.totp_pending_secret), code, None)
         if step is not None:
-            return _activate(db, tenant_id, user, step, session_id, origin)
-    _fail(tenant_id, user_id, session_id, origin)
+            codes = _activate(db, tenant_id, user, step, session_id, origin, replacing)
+            if replacing:
+                _forget_reauthentication(session_id)
+            return codes
+        # A wrong code for the secret being enrolled guesses nothing: no lockout count.
+        _count_failure(db, tenant_id, user_id, session_id, origin, guessed=False)
+    raise _invalid_code()
 
 
 def _activate(db: Session, tenant_id: uuid.UUID, user: User, step: int,
-              session_id: uuid.UUID, origin: Origin) -> list[str]:
+              session_id: uuid.UUID, origin: Origin, replacing: bool) -> list[str]:
     user.totp_secret, user.totp_pending_secret = user.totp_pending_secret, None
     user.totp_enabled_at = datetime.now(UTC)
     user.totp_last_step = step
     codes = _replace_recovery_codes(db, tenant_id, user.id)
     sessions.set_state(db, session_id, SessionState.full)
     record(db, tenant_id, "auth.mfa_enrolled", user_actor(user.id), origin,
-           Target("user", str(user.id)))
+           Target("user", str(user.id)), {"replaced": True} if replacing else None)
     queue(db, tenant_id, AccountEmail.mfa_enabled, user_id=user.id)
     return codes
 
@@ -88,47 +281,31 @@ def _replace_recovery_codes(db: Session, tenant_id: uuid.UUID, user_id: uuid.UUI
 
 def verify(tenant_id: uuid.UUID, user_id: uuid.UUID, session_id: uuid.UUID, code: str,
            origin: Origin) -> None:
-    """Lift a pending session to full with a TOTP code (once per step) or a recovery code."""
+    """Lift a pending session to full with a TOTP code (once per step) or a recovery code,
+    unless the user's second-factor step is locked."""
     with tenant_session(tenant_id) as db:
         user = db.scalars(select(User).where(User.id == user_id).with_for_update()).one()
         if user.totp_secret is None:
             raise Conflict("mfa_not_enrolled", "Enrol an authenticator first.")
-        step = totp.matching_step(open_sealed(user.totp_secret), code, user.totp_last_step)
-        if step is not None:
-            user.totp_last_step = step
+        _ensure_open(user_id)  # under the user's row lock: concurrent guesses queue up
+        method = _accept_code(db, tenant_id, user, code)
+        if method is not None:
             sessions.set_state(db, session_id, SessionState.full)
-            record(db, tenant_id, "auth.mfa_succeeded", user_actor(user_id), origin,
+            action = "auth.mfa_succeeded" if method == "totp" else "auth.recovery_code_used"
+            record(db, tenant_id, action, user_actor(user_id), origin,
                    Target("session", str(session_id)))
             return
-        recovery = db.scalars(select(RecoveryCode).where(
-            RecoveryCode.user_id == user_id, RecoveryCode.used_at.is_(None),
-            RecoveryCode.code_hash == secrets_gen.digest(_normalise_recovery(code)))
-            .with_for_update()).first()
-        if recovery is not None:
-            recovery.used_at = datetime.now(UTC)
-            sessions.set_state(db, session_id, SessionState.full)
-            record(db, tenant_id, "auth.recovery_code_used", user_actor(user_id), origin,
-                   Target("session", str(session_id)))
-            queue(db, tenant_id, AccountEmail.recovery_codes_changed, user_id=user_id)
-            return
-    _fail(tenant_id, user_id, session_id, origin)
-
-
-def _fail(tenant_id: uuid.UUID, user_id: uuid.UUID, session_id: uuid.UUID,
-          origin: Origin) -> NoReturn:
-    with tenant_session(tenant_id) as db:
         _count_failure(db, tenant_id, user_id, session_id, origin)
-    raise Unauthenticated("invalid_mfa_code", "The code is wrong or was already used.")
+    raise _invalid_code()
 
 
 def _count_failure(db: Session, tenant_id: uuid.UUID, user_id: uuid.UUID,
-                   session_id: uuid.UUID, origin: Origin) -> None:
+                   session_id: uuid.UUID, origin: Origin, *, guessed: bool = True) -> None:
     failures = db.scalar(update(UserSession).where(UserSession.id == session_id)
                          .values(mfa_failures=UserSession.mfa_failures + 1)
                          .returning(UserSession.mfa_failures)) or 0
     ended = failures >= MAX_FAILURES
     if ended:
         sessions.revoke(db, session_id)
-    record(db, tenant_id, "auth.mfa_failed", user_actor(user_id), origin,
-           Target("session", str(session_id)), {"failures": failures, "session_ended": ended})
-    detection.mfa_failed(db, tenant_id, user_id, origin.ip)
+    _wrong_code(db, tenant_id, user_id, origin, Target("session", str(session_id)),
+                {"failures": failures, "session_ended": ended}, guessed=guessed)

@@ -23,6 +23,7 @@ class AccountEmail(StrEnum):
     password_changed = "password_changed"  # noqa: S105 - an email name
     mfa_enabled = "mfa_enabled"
     recovery_codes_changed = "recovery_codes_changed"
+    mfa_locked = "mfa_locked"
 
 
 def queue(db: Session, tenant_id: uuid.UUID, kind: AccountEmail, *,

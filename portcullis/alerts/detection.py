@@ -36,8 +36,8 @@ def _hash(value: str) -> str:
     return hashlib.sha256(value.strip().lower().encode()).hexdigest()[:32]
 
 
-def _count(key: str, window: int) -> int:
-    """Events in the last ``window`` seconds, this one included."""
+def count_in_window(key: str, window: int) -> int:
+    """Events in the last ``window`` seconds, this one included (raises on Redis errors)."""
     now = time.time()
     pipe = get_redis().pipeline()
     pipe.zadd(key, {uuid.uuid4().hex: now})
@@ -54,7 +54,7 @@ def _first_in_window(key: str, window: int) -> bool:
 def _threshold(key: str, threshold: int, window: int) -> int | None:
     """The count when it has reached ``threshold`` and the rule has not fired in this window."""
     try:
-        count = _count(key, window)
+        count = count_in_window(key, window)
         if count >= threshold and _first_in_window(key, window):
             return count
     except redis.RedisError as exc:
@@ -90,6 +90,17 @@ def mfa_failed(db: Session, tenant_id: uuid.UUID, user_id: uuid.UUID, ip: str | 
         raise_alert(db, tenant_id, AlertType.mfa_failures, Severity.warning,
                     f"{count} wrong MFA codes for one user in {window // 60} minutes",
                     Actor("user", str(user_id)), ip, {"count": count, "window_seconds": window})
+
+
+def mfa_locked(db: Session, tenant_id: uuid.UUID, user_id: uuid.UUID, ip: str | None,
+               failures: int, window: int, locked_seconds: int) -> None:
+    """The lockout escalates the per-user rule: its own alert, once per lock (the lock's
+    ``SET NX`` already guarantees that)."""
+    raise_alert(db, tenant_id, AlertType.mfa_failures, Severity.critical,
+                f"Second factor locked for {locked_seconds // 60} minutes after {failures} "
+                f"wrong MFA codes in {window // 60} minutes", Actor("user", str(user_id)), ip,
+                {"scope": "lockout", "count": failures, "window_seconds": window,
+                 "locked_seconds": locked_seconds})
 
 
 def deletion(db: Session, tenant_id: uuid.UUID, actor: Actor, ip: str | None) -> None:

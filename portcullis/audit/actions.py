@@ -15,6 +15,7 @@ ACTIONS: dict[str, Severity] = {
     "auth.mfa_enrolled": Severity.notice,
     "auth.mfa_succeeded": Severity.info,
     "auth.mfa_failed": Severity.warning,
+    "auth.mfa_locked": Severity.critical,
     "auth.recovery_code_used": Severity.warning,
     "auth.logout": Severity.info,
     "auth.password_reset_requested": Severity.info,

@@ -235,3 +235,143 @@ def test_login_fails_closed_while_redis_is_down(app: Flask, stack: LocalStack) -
             break
         time.sleep(0.5)
     assert response.status_code == 200, response.get_json()
+
+
+# --------------------------------------------------------------------------- public routes
+
+PUBLIC_ROUTES = [
+    ("post", "/api/v1/auth/password/forgot", {"email": "nobody@example.com"}),
+    ("post", "/api/v1/auth/verify-email/resend", {"email": "nobody@example.com"}),
+    ("post", "/api/v1/auth/signup", {"company_name": "X", "name": "X",
+                                     "email": "nobody@example.com", "password": "short"}),
+    ("post", "/api/v1/auth/verify-email", {"token": "not-a-token"}),
+    ("post", "/api/v1/auth/password/reset", {"token": "not-a-token",
+                                             "password": "a sturdy passphrase 2026"}),
+    ("post", "/api/v1/invitations/accept", {"token": "not-a-token", "name": "X",
+                                            "password": "a sturdy passphrase 2026"}),
+    ("get", "/s/not-a-real-share-token", None),
+]
+
+
+def test_a_bearer_key_does_not_buy_a_fresh_budget_on_public_routes(
+        low_default_limit: Flask) -> None:
+    """Public routes count per address whatever the headers: an admin can mint keys, so a
+    per-key budget would be an unlimited one."""
+    from portcullis.access_keys import service as access_keys
+    from portcullis.audit.service import Origin
+
+    app = low_default_limit
+    admin = make_member(make_tenant(), Role.admin)
+    keys = [access_keys.create(admin.tenant_id, admin.user_id, f"k{i}", ["jobs:read"], 30,
+                               Origin()).secret for i in range(2)]
+    ip = _ip()
+    for attempt in range(5):
+        response = _client(app, ip).post("/api/v1/auth/password/forgot",
+                                         json={"email": _unknown_email()})
+        assert response.status_code == 202, (attempt, response.get_json())
+    for method, path, body in PUBLIC_ROUTES:
+        for key in keys:
+            response = getattr(_client(app, ip), method)(
+                path, json=body, headers={"Authorization": f"Bearer {key}"})
+            _assert_rate_limited(response)
+            assert response.headers["RateLimit-Limit"] == "5", path
+    # The key keeps its own budget where it is a credential.
+    job = _client(app, ip).get(f"/api/v1/jobs/{uuid.uuid4()}",
+                               headers={"Authorization": f"Bearer {keys[0]}"})
+    assert job.status_code == 404, job.get_json()
+
+
+# --------------------------------------------------------------------------- email recipients
+
+def _email_jobs(tenant_id: uuid.UUID, kind: str, expected: int) -> list[dict[str, object]]:
+    """The results of the tenant's email jobs of ``kind``, once ``expected`` have finished."""
+    from sqlalchemy import select
+
+    from portcullis.db import tenant_session
+    from portcullis.jobs.models import Job
+
+    deadline = time.monotonic() + 60
+    while True:
+        with tenant_session(tenant_id) as db:
+            jobs = list(db.scalars(select(Job).where(Job.kind == kind)))
+            done = [j.result or {} for j in jobs if j.status in {"succeeded", "failed"}]
+        if len(done) >= expected or time.monotonic() > deadline:
+            return done
+        time.sleep(0.2)
+
+
+def _redis_mentions(text: str) -> bool:
+    from portcullis.redis_client import get_redis
+
+    return any(text.lower() in key.decode(errors="replace").lower()
+               for key in get_redis().scan_iter(count=1000))
+
+
+def _without_request_id(response: TestResponse) -> bytes:
+    body = response.get_json()
+    data = response.get_data()
+    return data.replace(body["request_id"].encode(), b"-") if "request_id" in body else data
+
+
+@pytest.mark.usefixtures("worker")
+def test_reset_emails_stop_after_five_an_hour_per_address_with_the_same_answer(
+        app: Flask, stack: LocalStack) -> None:
+    from tests.support.mail import mail_count
+
+    member = _viewonly()
+    answers = []
+    for _ in range(7):  # each from its own address: only the recipient limit applies
+        response = _client(app).post("/api/v1/auth/password/forgot",
+                                     json={"email": member.email})
+        assert response.status_code == 202, response.get_json()
+        answers.append(_without_request_id(response))
+    assert len(set(answers)) == 1  # the answer does not say the mail was held back
+    results = _email_jobs(member.tenant_id, "email.reset_password", 7)
+    assert sorted(r.get("sent") for r in results) == [False] * 2 + [True] * 5
+    assert {r.get("reason") for r in results if not r.get("sent")} == {"recipient_rate_limited"}
+    assert mail_count(stack, member.email) == 5
+    assert not _redis_mentions(member.email)  # keyed by a digest
+
+
+@pytest.mark.usefixtures("worker")
+def test_verification_emails_from_signup_and_resend_share_the_recipient_limit(
+        app: Flask, stack: LocalStack) -> None:
+    from sqlalchemy import select
+
+    from portcullis.accounts.models import User
+    from portcullis.db import system_session
+    from tests.support.mail import mail_count
+
+    email = f"signup-{uuid.uuid4().hex[:10]}@example.com"
+    signed_up = _client(app).post("/api/v1/auth/signup", json={
+        "company_name": "Spam Co", "name": "Owner", "email": email,
+        "password": "a sturdy passphrase 2026"})
+    assert signed_up.status_code == 202, signed_up.get_json()
+    for _ in range(6):
+        response = _client(app).post("/api/v1/auth/verify-email/resend", json={"email": email})
+        assert response.status_code == 202 and response.get_json() == {}
+    with system_session() as db:
+        tenant_id = db.scalars(select(User.tenant_id).where(User.email == email)).one()
+    results = _email_jobs(tenant_id, "email.verify_email", 7)
+    assert sum(bool(r.get("sent")) for r in results) == 5 and len(results) == 7
+    assert mail_count(stack, email) == 5
+
+
+@pytest.mark.usefixtures("worker")
+def test_invitation_emails_to_one_address_are_capped_across_tenants(
+        app: Flask, stack: LocalStack) -> None:
+    """Any admin can invite any address: invitations are token emails like the others."""
+    from tests.support.mail import mail_count
+
+    invitee = f"invitee-{uuid.uuid4().hex[:10]}@example.com"
+    admins = [make_session(make_member(make_tenant(), Role.admin)) for _ in range(2)]
+    for index in range(7):
+        admin = admins[index % 2]
+        response = _client(app, who=admin).post(
+            "/api/v1/invitations", headers={"X-CSRF-Token": admin.csrf},
+            json={"email": invitee, "role": "viewonly"})
+        assert response.status_code == 201, response.get_json()
+    results = [r for admin in admins for r in _email_jobs(
+        admin.member.tenant_id, "email.invitation", 3 if admin is admins[1] else 4)]
+    assert len(results) == 7 and sum(bool(r.get("sent")) for r in results) == 5
+    assert mail_count(stack, invitee) == 5

@@ -225,6 +225,28 @@ def keys(app: Flask, account: World) -> World:
 
 
 @pytest.fixture(scope="module")
+def lockout(app: Flask, account: World) -> World:
+    """Ten wrong codes over two logins lock one member's second factor."""
+    world = account
+    assert world.tenant_id is not None
+    member = make_member(world.tenant_id, Role.staff)
+    assert member.totp_secret is not None
+    world.ids["locked_user"] = str(member.user_id)
+    world.secret(member.totp_secret)
+    for _ in range(2):  # five wrong codes end a session
+        client = _client(app)
+        assert _ok(client.post("/api/v1/auth/login", json={
+            "email": member.email, "password": member.password})) == {"status": "mfa_required"}
+        _cookies(client, world)
+        for _ in range(5):
+            wrong = _wrong_code(member.totp_secret)
+            world.secret(wrong)
+            assert client.post("/api/v1/auth/mfa/verify", headers=_csrf(client),
+                               json={"code": wrong}).status_code == 401
+    return world
+
+
+@pytest.fixture(scope="module")
 def operator(stack: LocalStack, world: World) -> World:
     name = f"audit-ops-{uuid.uuid4().hex[:8]}"
     result = CliRunner().invoke(main, ["operator-keys", "create", "--name", name])
@@ -273,6 +295,8 @@ EXPECTED: dict[str, Expect] = {
     "auth.mfa_succeeded": Expect("auth.mfa_succeeded", "account"),
     "auth.mfa_failed": Expect("auth.mfa_failed", "account", details={"failures": 1}),
     "auth.recovery_code_used": Expect("auth.recovery_code_used", "account"),
+    "auth.mfa_locked": Expect("auth.mfa_locked", "lockout", target=_id("user", "locked_user"),
+                              details={"failures": 10}),
     "auth.logout": Expect("auth.logout", "account"),
     "auth.password_reset_requested": Expect("auth.password_reset_requested", "account",
                                             target=_user),

@@ -276,10 +276,39 @@ def test_five_wrong_mfa_codes_for_one_user_raise_one_alert(app: Flask,
 
     _wrong_mfa(second, second_csrf, code)
     third, third_csrf = _pending_session(app, member, ip)
-    for _ in range(5):  # five more in one session end it; still no second alert
+    for _ in range(3):  # up to 9 wrong codes, under the lockout: still no second alert
         _wrong_mfa(third, third_csrf, code)
-    assert third.get("/api/v1/auth/me").status_code == 401
+    assert third.get("/api/v1/auth/me").get_json()["session"] == "mfa_pending"
     assert len(_alerts(tenant, "alert.mfa_failures")) == 1
+
+
+def test_the_mfa_lockout_raises_its_own_critical_alert_once(app: Flask,
+                                                           stack: LocalStack) -> None:
+    """10 wrong codes for one user across sessions lock the second factor: besides the
+    per-user rule's alert (at 5), the lock is alerted once, as critical."""
+    tenant = make_tenant("MFA Lockout Co")
+    member = make_member(tenant, Role.admin)
+    code = _wrong_code(member)
+    ip = _ip()
+    for _ in range(2):  # five wrong codes end a session; log in again for five more
+        client, csrf = _pending_session(app, member, ip)
+        for _ in range(5):
+            _wrong_mfa(client, csrf, code)
+    alerts = _alerts(tenant, "alert.mfa_failures")
+    assert [a.payload["details"].get("scope") for a in alerts] == [None, "lockout"]
+    body = _delivered(stack, alerts[1])
+    assert body["severity"] == "critical" and body["ip"] == ip
+    assert body["actor"] == {"type": "user", "id": str(member.user_id)}
+    assert body["details"] == {"scope": "lockout", "count": 10, "window_seconds": 900,
+                               "locked_seconds": 900}
+    assert code not in str(body)
+
+    client, csrf = _pending_session(app, member, ip)
+    for attempt in (code, member.totp_code()):  # refused while locked; no more alerts
+        response = client.post("/api/v1/auth/mfa/verify", headers={"X-CSRF-Token": csrf},
+                               json={"code": attempt})
+        assert response.status_code == 429 and response.get_json()["code"] == "rate_limited"
+    assert len(_alerts(tenant, "alert.mfa_failures")) == 2
 
 
 # --- audit export ------------------------------------------------------------------------------

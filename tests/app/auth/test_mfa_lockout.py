@@ -1,0 +1,193 @@
+"""The second-factor lockout per user: wrong codes count across sessions, so logging in again
+with the password buys no more guesses. Past the threshold even a correct code is refused
+(429 with Retry-After) until the lock expires; the lock is audited and mailed to the user.
+
+Every test uses its own users and client addresses. Expiry is simulated by deleting the
+lock's Redis key, never by waiting."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+from werkzeug.test import TestResponse
+
+from config import get_settings
+from portcullis.accounts import mfa
+from portcullis.accounts.models import Role, SessionState
+from portcullis.audit.models import AuditEvent
+from portcullis.db import system_session
+from portcullis.devstack.stack import LocalStack
+from portcullis.redis_client import get_redis
+from tests.support.factories import Member, make_member, make_session, make_tenant
+from tests.support.mail import wait_for_mail
+
+pytestmark = pytest.mark.usefixtures("stack")
+
+LOGIN = "/api/v1/auth/login"
+ME = "/api/v1/auth/me"
+MFA_VERIFY = "/api/v1/auth/mfa/verify"
+TEST_NET = ipaddress.ip_network("198.18.0.0/15")
+
+
+def _ip() -> str:
+    return str(TEST_NET[secrets.randbelow(TEST_NET.num_addresses - 2) + 1])
+
+
+def _code(response: TestResponse) -> str | None:
+    body = response.get_json(force=True, silent=True)
+    return body.get("code") if isinstance(body, dict) else None
+
+
+def _wrong_code(member: Member) -> str:
+    valid = {member.totp_code(offset) for offset in range(-2, 3)}
+    while True:
+        code = f"{secrets.randbelow(10 ** 6):06d}"
+        if code not in valid:
+            return code
+
+
+def _log_in(app: Flask, member: Member) -> tuple[FlaskClient, dict[str, str]]:
+    """A fresh login with the password, as someone who has it would do: a new session."""
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = _ip()
+    response = client.post(LOGIN, json={"email": member.email, "password": member.password})
+    assert response.get_json() == {"status": "mfa_required"}, response.get_json()
+    csrf = client.get_cookie("portcullis_csrf")
+    assert csrf is not None
+    return client, {"X-CSRF-Token": csrf.value}
+
+
+def _verify(client: FlaskClient, headers: dict[str, str], code: str) -> TestResponse:
+    return client.post(MFA_VERIFY, json={"code": code}, headers=headers)
+
+
+def _burn_a_session(app: Flask, member: Member, wrong: int = 5) -> None:
+    client, headers = _log_in(app, member)
+    for attempt in range(wrong):
+        response = _verify(client, headers, _wrong_code(member))
+        assert response.status_code == 401, (attempt, response.get_json())
+        assert _code(response) == "invalid_mfa_code"
+
+
+def _assert_locked(response: TestResponse) -> None:
+    assert response.status_code == 429, response.get_json()
+    assert _code(response) == "rate_limited"
+    assert response.headers["Content-Type"].startswith("application/problem+json")
+    assert 0 < int(response.headers["Retry-After"]) <= get_settings().MFA_LOCKOUT_SECONDS
+
+
+def _expire_lock(member: Member) -> None:
+    """As if MFA_LOCKOUT_SECONDS had passed."""
+    assert get_redis().delete(f"{mfa.LOCK_PREFIX}:locked:{member.user_id}") == 1
+
+
+def _lock_events(member: Member) -> list[AuditEvent]:
+    with system_session() as db:
+        return list(db.scalars(select(AuditEvent).where(
+            AuditEvent.tenant_id == member.tenant_id, AuditEvent.action == "auth.mfa_locked")))
+
+
+@pytest.mark.usefixtures("worker")
+def test_wrong_codes_across_fresh_logins_lock_the_second_factor(app: Flask,
+                                                                stack: LocalStack) -> None:
+    member = make_member(make_tenant(), Role.admin)
+    _burn_a_session(app, member)  # five wrong codes end the session ...
+    _burn_a_session(app, member)  # ... so log in again for five more: the 10th locks
+    assert len(_lock_events(member)) == 1
+
+    client, headers = _log_in(app, member)  # a third login: the password still works
+    _assert_locked(_verify(client, headers, member.totp_code()))  # even the right code
+    _assert_locked(_verify(client, headers, _wrong_code(member)))
+    assert client.get(ME).get_json()["session"] == "mfa_pending"
+
+    [event] = _lock_events(member)
+    assert event.severity == "critical" and event.target_id == str(member.user_id)
+    assert event.details == {"failures": 10, "window_seconds": 900, "locked_seconds": 900}
+    mail = wait_for_mail(stack, member.email, "Someone may know your Portcullis password")
+    assert "reset it now" in str(mail.get_body(preferencelist=("plain",)).get_content())
+
+    _expire_lock(member)
+    ok = _verify(client, headers, member.totp_code())
+    assert ok.status_code == 200, ok.get_json()
+    assert client.get(ME).get_json()["session"] == "full"
+    assert len(_lock_events(member)) == 1  # the refused attempts were not counted
+
+
+def test_a_recovery_code_is_refused_while_locked_and_other_users_are_not(app: Flask) -> None:
+    tenant = make_tenant()
+    member, colleague = make_member(tenant, Role.admin), make_member(tenant, Role.admin)
+    _burn_a_session(app, member)
+    _burn_a_session(app, member)
+    pending = make_session(member, SessionState.mfa_pending)
+    client = pending.attach(app.test_client())
+    # No recovery codes exist for factory members: any 12-character code is refused as
+    # locked, not as wrong, so nothing tells whether it would have worked.
+    _assert_locked(_verify(client, {"X-CSRF-Token": pending.csrf}, "abcd-efgh-jkmn"))
+
+    theirs = make_session(colleague, SessionState.mfa_pending)
+    response = _verify(theirs.attach(app.test_client()), {"X-CSRF-Token": theirs.csrf},
+                       colleague.totp_code())
+    assert response.status_code == 200, response.get_json()
+
+
+def test_a_correct_code_under_the_threshold_still_works(app: Flask) -> None:
+    member = make_member(make_tenant(), Role.admin)
+    _burn_a_session(app, member)
+    _burn_a_session(app, member, wrong=4)  # nine in all
+    client, headers = _log_in(app, member)
+    assert _verify(client, headers, member.totp_code()).status_code == 200
+    assert _lock_events(member) == []
+
+
+@pytest.fixture
+def lockout_of_three() -> Iterator[None]:
+    """MFA_LOCKOUT_FAILURES=3 and a 60 s lock for this test; the settings are restored."""
+    names = {"MFA_LOCKOUT_FAILURES": "3", "MFA_LOCKOUT_SECONDS": "60"}
+    saved = {name: os.environ.get(name) for name in names}
+    os.environ.update(names)
+    get_settings.cache_clear()
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        get_settings.cache_clear()
+
+
+@pytest.mark.usefixtures("lockout_of_three")
+def test_the_threshold_and_lock_length_are_settings(app: Flask) -> None:
+    member = make_member(make_tenant(), Role.admin)
+    _burn_a_session(app, member, wrong=3)
+    ttl = get_redis().ttl(f"{mfa.LOCK_PREFIX}:locked:{member.user_id}")
+    assert 0 < ttl <= 60
+    client, headers = _log_in(app, member)
+    locked = _verify(client, headers, member.totp_code())
+    _assert_locked(locked)
+    assert int(locked.headers["Retry-After"]) <= 60
+
+
+def test_verification_fails_closed_while_redis_is_down(app: Flask, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without Redis the lockout cannot be told: no code is checked at all (503). Only the
+    lockout's client is cut off, so the shared Redis (and the limiter) stay up."""
+    unreachable = redis.Redis(unix_socket_path=str(tmp_path / "no-redis.sock"))
+    monkeypatch.setattr(mfa, "get_redis", lambda: unreachable)
+    member = make_member(make_tenant(), Role.admin)
+    pending = make_session(member, SessionState.mfa_pending)
+    client = pending.attach(app.test_client())
+    response = _verify(client, {"X-CSRF-Token": pending.csrf}, member.totp_code())
+    assert response.status_code == 503, response.get_json()
+    assert _code(response) == "dependency_unavailable"
+    assert client.get(ME).get_json()["session"] == "mfa_pending"
