@@ -483,6 +483,34 @@ def _tree_ticks() -> int:
     return total
 
 
+def gunicorn_workers() -> list[int]:
+    """Pids of the gunicorn workers under this process (gunicorns whose parent is one)."""
+    me = os.getpid()
+    parent: dict[int, int] = {}
+    gunicorns: set[int] = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                parent[int(entry)] = int(stat.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                if b"gunicorn" in cmdline.read():
+                    gunicorns.add(int(entry))
+        except OSError:
+            continue  # gone meanwhile
+    workers = []
+    for pid in gunicorns:
+        if parent.get(pid) not in gunicorns:
+            continue
+        hops, ancestor = 0, pid
+        while ancestor not in (me, 0) and hops < 64:
+            ancestor, hops = parent.get(ancestor, 0), hops + 1
+        if ancestor == me:
+            workers.append(pid)
+    return sorted(workers)
+
+
 def verdict(name: str, ratio: float, goal: float, what: str) -> bool:
     met = ratio >= goal
     print(f"[{name}] ratio {what} = {ratio:.3f}   goal >= {goal}   "

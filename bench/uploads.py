@@ -25,6 +25,14 @@ through ``GET /api/v1/uploads/{id}`` until clean; goal: median under 1 s. The up
 rows' timestamps split it into intake (the POST), queue (row written to job started) and
 worker (job started to clean).
 
+Memory: README says uploads stream through a 1 MiB spool and are never held whole. After the
+throughput runs, 25 MiB uploads are posted one at a time, each on a new connection; before
+each, every web worker's peak RSS (VmHWM) is reset to its current RSS (/proc/<pid>/clear_refs)
+and after it the worker that read the body (its /proc/<pid>/io rchar grew) is asked for its
+new peak. Each worker's first such upload is its warm-up and is not counted. Goal: the peak
+grows by under 8 MiB per 25 MiB upload. The peaks of the 25 MiB throughput run (up to 2
+uploads at once in a worker) are shown for information.
+
 Four 1 MiB uploads first probe the real app (and warm both sides). If it refuses them
 (413), the benchmark says so (FINDING, every goal NOT MET) and measures the rest of the
 pipeline with ``bench.uploads:patched_application``: the same app with
@@ -48,7 +56,16 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bench.audit_page import admin_cookie
-from bench.harness import HOST, Connection, CpuWatch, Services, get, gunicorn, post_json
+from bench.harness import (
+    HOST,
+    Connection,
+    CpuWatch,
+    Services,
+    get,
+    gunicorn,
+    gunicorn_workers,
+    post_json,
+)
 
 NAME = "uploads"
 GOAL_RATIO = 0.7
@@ -65,6 +82,9 @@ THREADS = 4
 WAIT_LIMIT_S = 120.0  # per throughput run / per latency upload: give up after this
 TERMINAL = ("clean", "rejected", "infected")
 PATCHED_READ_SIZE = 16 * 1024  # used only if the real app refuses the uploads
+GOAL_GROWTH = 8 * MIB  # peak RSS growth of a web worker per 25 MiB upload
+MEMORY_UPLOADS = 3  # counted per web worker, after its warm-up upload
+MEMORY_MAX_POSTS = 16  # the kernel picks the worker; stop after this many posts
 
 
 @dataclass
@@ -346,6 +366,70 @@ def latency_run(client: Client, tenant_id: uuid.UUID, files: list[Sample]) -> li
                     status) for sample, upload_id, total, posted, status in seen]
 
 
+def _proc(pid: int, name: str, keys: tuple[str, ...]) -> dict[str, int]:
+    values = {}
+    with open(f"/proc/{pid}/{name}") as listed:
+        for line in listed:
+            key, _, rest = line.partition(":")
+            if key in keys:
+                values[key] = int(rest.split()[0])
+    return values
+
+
+def rss(pid: int) -> int:
+    """Resident bytes now."""
+    return _proc(pid, "status", ("VmRSS",))["VmRSS"] * 1024
+
+
+def peak(pid: int) -> int:
+    """Peak resident bytes since the last reset_peak."""
+    return _proc(pid, "status", ("VmHWM",))["VmHWM"] * 1024
+
+
+def reset_peak(pid: int) -> None:
+    """VmHWM back to VmRSS (Linux >= 4.0), so the next peak is the next request's."""
+    with open(f"/proc/{pid}/clear_refs", "w") as clear:
+        clear.write("5")
+
+
+def bytes_read(pid: int) -> int:
+    return _proc(pid, "io", ("rchar",))["rchar"]
+
+
+@dataclass
+class Memory:
+    growths: list[int]  # peak RSS growth of the worker that took each counted upload
+    posts: int
+    workers: int
+    throughput_peaks: list[int]  # per worker, during the 25 MiB throughput run
+
+
+def memory_run(client: Client, sample: Sample) -> tuple[list[int], int, int]:
+    """Sequential uploads of ``sample``; the counted peak RSS growths, posts, workers."""
+    workers = gunicorn_workers()
+    if not workers:
+        raise RuntimeError("no gunicorn worker found under this process")
+    taken = dict.fromkeys(workers, 0)
+    growths: list[int] = []
+    posts = 0
+    while min(taken.values()) <= MEMORY_UPLOADS and posts < MEMORY_MAX_POSTS:
+        before = {}
+        for pid in workers:
+            reset_peak(pid)
+            before[pid] = (rss(pid), bytes_read(pid))
+        conn = Connection(client.port, timeout=120)
+        try:
+            client.post(conn, sample)
+        finally:
+            conn.close()
+        posts += 1
+        handler = max(workers, key=lambda pid: bytes_read(pid) - before[pid][1])
+        taken[handler] += 1
+        if taken[handler] > 1:  # the first is this worker's warm-up
+            growths.append(peak(handler) - before[handler][0])
+    return growths, posts, len(workers)
+
+
 # --- the benchmark ------------------------------------------------------------------------
 
 
@@ -355,6 +439,7 @@ class Measured:
     sizes: list[Throughput]
     idle_cpu: str
     busy_cpu: str
+    memory: Memory
 
 
 def run(svc: Services) -> bool:
@@ -450,10 +535,18 @@ def _measure(client: Client, tenant_id: uuid.UUID,
     with CpuWatch() as idle_watch:
         latencies = latency_run(client, tenant_id, latency_files)
     sizes = []
+    workers = gunicorn_workers()
+    throughput_peaks: list[int] = []
     with CpuWatch() as watch:
         for label, (files, twins) in sets.items():
             cold = clamd_seconds(twins)
+            if label == "25 MiB":
+                for pid in workers:
+                    reset_peak(pid)
+                start_rss = {pid: rss(pid) for pid in workers}
             pipeline, posting, worker, tally = pipeline_run(client, tenant_id, files)
+            if label == "25 MiB":
+                throughput_peaks = [peak(pid) - start_rss[pid] for pid in workers]
             same = clamd_seconds(files)
             sizes.append(Throughput(label, len(files), sum(len(f.data) for f in files),
                                     pipeline, cold, same, posting, worker, tally))
@@ -461,7 +554,9 @@ def _measure(client: Client, tenant_id: uuid.UUID,
                   f"{pipeline:.2f}s (posting took {posting:.2f}s, worker median "
                   f"{worker:.2f}s per file); clamd again on the pipeline's bytes (cached) "
                   f"{same:.2f}s; verdicts {tally}", flush=True)
-    return Measured(latencies, sizes, idle_watch.describe(), watch.describe())
+    growths, posts, count = memory_run(client, sets["25 MiB"][0][0])
+    return Measured(latencies, sizes, idle_watch.describe(), watch.describe(),
+                    Memory(growths, posts, count, throughput_peaks))
 
 
 def _report(m: Measured, note: str) -> bool:
@@ -499,7 +594,28 @@ def _report(m: Measured, note: str) -> bool:
     print(f"[{NAME}] idle 1 MiB upload-to-clean, {len(lat)} sequential: median "
           f"{med * 1000:.0f} ms   goal median < {GOAL_LATENCY_S * 1000:.0f} ms   "
           f"{'MET' if ok else 'NOT MET'}{note}", flush=True)
-    return met
+    return _report_memory(m.memory, note) and met
+
+
+def _report_memory(mem: Memory, note: str) -> bool:
+    def mib(value: float) -> str:
+        return f"{value / MIB:.1f} MiB"
+
+    print(f"[{NAME}] 25 MiB throughput run, web worker peak RSS growth (up to {CLIENTS} "
+          f"uploads at once): {', '.join('+' + mib(g) for g in mem.throughput_peaks)}",
+          flush=True)
+    if not mem.growths:
+        print(f"[{NAME}] web worker RSS growth per 25 MiB upload: no upload counted in "
+              f"{mem.posts} posts ({mem.workers} workers)   goal < {mib(GOAL_GROWTH)}   "
+              f"NOT MET", flush=True)
+        return False
+    worst = max(mem.growths)
+    ok = worst < GOAL_GROWTH
+    print(f"[{NAME}] web worker peak RSS growth per 25 MiB upload, {len(mem.growths)} counted "
+          f"of {mem.posts} sequential ({mem.workers} workers, each one's first is its "
+          f"warm-up): median +{mib(statistics.median(mem.growths))}, max +{mib(worst)}   "
+          f"goal < {mib(GOAL_GROWTH)}   {'MET' if ok else 'NOT MET'}{note}", flush=True)
+    return ok
 
 
 def __getattr__(name: str) -> object:
