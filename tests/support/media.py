@@ -9,6 +9,7 @@ import struct
 import time
 import uuid
 import wave
+import zipfile
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -141,6 +142,96 @@ HTML = b"<!DOCTYPE html><html><body><script>alert(document.cookie)</script></bod
 SVG_WITH_SCRIPT = (b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" '
                    b'width="10" height="10"><script>alert(document.cookie)</script>'
                    b'<rect width="10" height="10"/></svg>\n')
+
+# -- container polyglots and variants (WebP, WAV, FLAC, Ogg, MP3, M4A) ------------------------
+
+def zip_archive() -> bytes:
+    """A small ZIP holding an HTML page: appended to a file, it makes a file/ZIP polyglot
+    (ZIP readers look for the archive at the end)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("index.html", HTML)
+    return buffer.getvalue()
+
+
+def with_html_and_zip(data: bytes) -> bytes:
+    """``data`` (a valid file) with an HTML page and a ZIP appended after its end."""
+    return data + HTML + zip_archive()
+
+
+def riff_size_off(data: bytes, delta: int) -> bytes:
+    """A RIFF file (WAV, WebP) whose declared RIFF size is off by ``delta`` bytes."""
+    size = int.from_bytes(data[4:8], "little") + delta
+    return data[:4] + struct.pack("<I", size) + data[8:]
+
+
+def riff_chunk(kind: bytes, payload: bytes) -> bytes:
+    """A RIFF chunk, with the zero pad byte an odd size is followed by."""
+    return kind + struct.pack("<I", len(payload)) + payload + b"\x00" * (len(payload) & 1)
+
+
+def wav_with_odd_chunk() -> bytes:
+    """A WAV with an odd-sized LIST/INFO chunk (and its pad byte) before the data chunk, as
+    tagging tools write them."""
+    data = wav()
+    fmt_end = 12 + 8 + int.from_bytes(data[16:20], "little")
+    info = riff_chunk(b"LIST", b"INFO" + b"ISFT" + struct.pack("<I", 11) + b"Portcullis\x00")
+    assert len(info) % 2 == 0 and int.from_bytes(info[4:8], "little") % 2 == 1
+    body = data[12:fmt_end] + info + data[fmt_end:]
+    return b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WAVE" + body
+
+
+def wav_odd_data(frames: int = 801) -> bytes:
+    """An 8-bit mono WAV with an odd number of samples: ``wave`` leaves out the data
+    chunk's pad byte, so the file ends with the odd-sized chunk."""
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(1)
+        out.setframerate(8000)
+        out.writeframes(bytes(128 + (i % 40 - 20) * 4 for i in range(frames)))
+    return buffer.getvalue()
+
+
+def id3v1(title: bytes = b"Portcullis") -> bytes:
+    """A 128-byte ID3v1.1 tag, as appended to the end of MP3 files."""
+    return (b"TAG" + title.ljust(30, b"\x00") + b"Artist".ljust(30, b"\x00")
+            + b"Album".ljust(30, b"\x00") + b"2024" + b"\x00" * 29 + b"\x01" + b"\x0c")
+
+
+def apev2(items: dict[bytes, bytes] | None = None) -> bytes:
+    """An APEv2 tag with header and footer, as some tools append to MP3 files."""
+    items = items or {b"Title": b"Portcullis"}
+    body = b"".join(struct.pack("<II", len(value), 0) + key + b"\x00" + value
+                    for key, value in items.items())
+
+    def frame(flags: int) -> bytes:
+        return (b"APETAGEX" + struct.pack("<IIII", 2000, len(body) + 32, len(items), flags)
+                + b"\x00" * 8)
+
+    return frame(0xA0000000) + body + frame(0x80000000)
+
+
+def mp3_with_id3v1() -> bytes:
+    return fixture("clean.mp3") + id3v1()
+
+
+def flac_crc16(data: bytes) -> int:
+    """FLAC's frame CRC-16 (polynomial 0x8005, no reflection), bit by bit."""
+    crc = 0
+    for byte in data:
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x8005) & 0xFFFF if crc & 0x8000 else (crc << 1) & 0xFFFF
+    return crc
+
+
+def flac_with_crc_fixed_trailer() -> bytes:
+    """A FLAC with HTML appended and two bytes that keep the last frame's CRC-16 valid over
+    the whole tail (the CRC over a frame and its own CRC is 0, so the fix-up is the CRC of
+    the payload): a check that trusted the CRC alone would take the HTML for frame data."""
+    return fixture("clean.flac") + HTML + struct.pack(">H", flac_crc16(HTML))
+
 
 # (filename, declared type, bytes) for every clean kind the allow-list takes.
 def clean_samples() -> list[tuple[str, str, bytes]]:

@@ -64,7 +64,31 @@ def _hostile() -> dict[str, Sample]:
         "decompression-bomb-png": Sample("huge.png", "image/png", media.bomb_png(),
                                          "rejected", ("corrupt",)),
         "empty-png": Sample("empty.png", "image/png", b"", "rejected", ("empty",)),
+        **_container_polyglots(),
     }
+
+
+def _container_polyglots() -> dict[str, Sample]:
+    """WebP and audio files with HTML and a ZIP after their container's end, and RIFF files
+    whose declared size is not the file's: all ``corrupt``."""
+    clean = {"webp": ("image/webp", media.webp()), "wav": ("audio/wav", media.wav()),
+             "flac": ("audio/flac", media.fixture("clean.flac")),
+             "ogg": ("audio/ogg", media.fixture("clean.ogg")),
+             "mp3": ("audio/mpeg", media.fixture("clean.mp3")),
+             "m4a": ("audio/mp4", media.fixture("clean.m4a"))}
+    samples = {f"{ext}-with-html-and-zip": Sample(f"poly.{ext}", declared,
+                                                  media.with_html_and_zip(data), "rejected",
+                                                  ("corrupt",))
+               for ext, (declared, data) in clean.items()}
+    for ext in ("webp", "wav"):
+        declared, data = clean[ext]
+        for label, delta in (("larger", 64), ("smaller", -2)):
+            samples[f"{ext}-riff-size-{label}-than-file"] = Sample(
+                f"size.{ext}", declared, media.riff_size_off(data, delta), "rejected",
+                ("corrupt",))
+    samples["flac-with-crc-fixed-trailer"] = Sample(
+        "crc.flac", "audio/flac", media.flac_with_crc_fixed_trailer(), "rejected", ("corrupt",))
+    return samples
 
 
 HOSTILE = _hostile()
@@ -248,6 +272,31 @@ def test_clean_sample_becomes_a_file(app: Flask, clean: Uploaded, name: str) -> 
     stored = _store().head(settings.S3_BUCKET, row.storage_key)
     assert stored is not None and stored["ContentLength"] == len(data)
     assert _store().head(settings.S3_QUARANTINE_BUCKET, clean.rows[name].quarantine_key) is None
+
+
+# Real-world variations the end-of-container checks must still let through.
+VARIATIONS = {
+    "wav-odd-chunk-with-pad-byte": Sample("odd.wav", "audio/wav", media.wav_with_odd_chunk(),
+                                          "clean", ()),
+    "wav-odd-last-chunk-unpadded": Sample("odd2.wav", "audio/wav", media.wav_odd_data(),
+                                          "clean", ()),
+    "mp3-with-id3v1": Sample("tagged.mp3", "audio/mpeg", media.mp3_with_id3v1(), "clean", ()),
+    "mp3-with-apev2-and-id3v1": Sample("tagged2.mp3", "audio/mpeg",
+                                       media.fixture("clean.mp3") + media.apev2()
+                                       + media.id3v1(), "clean", ()),
+}
+
+
+@pytest.fixture(scope="module")
+def variations(app: Flask, worker: object) -> Uploaded:
+    return _upload_all(app, VARIATIONS)
+
+
+@pytest.mark.parametrize("name", list(VARIATIONS))
+def test_real_world_variation_is_clean(variations: Uploaded, name: str) -> None:
+    verdict = variations.verdicts[name]
+    assert verdict["status"] == "clean" and verdict["reason"] is None, verdict
+    assert verdict["file_id"]
 
 
 def test_clean_files_are_all_listed_once(app: Flask, clean: Uploaded) -> None:
