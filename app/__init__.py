@@ -27,7 +27,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app.extensions import init_rate_limits, init_security_headers
     from app.problems import register_error_handlers
     from app.request_context import init_request_context
+    from app.validation import init_request_parsing
 
+    init_request_parsing(app)  # size, depth and NUL limits on every body and query
     init_request_context(app)
     init_security_headers(app)
     init_auth(app)

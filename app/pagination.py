@@ -31,14 +31,25 @@ def _encode(values: list[Any]) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
+def _value(raw: Any, kind: type) -> Any:
+    if not isinstance(raw, str):  # a forged cursor: uuid.UUID(5) is an AttributeError
+        raise TypeError
+    if kind is datetime:
+        value = datetime.fromisoformat(raw)
+        if value.utcoffset() is None:  # ours are always aware; naive ones compare by TZ
+            raise ValueError
+        return value
+    return uuid.UUID(raw) if kind is uuid.UUID else kind(raw)
+
+
 def _decode(cursor: str, kinds: list[type]) -> list[Any]:
+    """The sort key a cursor encodes; anything else (forged, truncated) is a 400."""
     try:
         raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         if not isinstance(raw, list) or len(raw) != len(kinds):
             raise ValueError
-        return [datetime.fromisoformat(v) if k is datetime else uuid.UUID(v) if k is uuid.UUID
-                else k(v) for v, k in zip(raw, kinds, strict=True)]
-    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError):
+        return [_value(v, k) for v, k in zip(raw, kinds, strict=True)]
+    except (ValueError, TypeError, binascii.Error):
         raise Problem(400, "invalid_cursor", "The cursor is not valid.") from None
 
 

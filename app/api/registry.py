@@ -36,7 +36,8 @@ class Operation:
     allow_restricted: bool = False  # usable before MFA is done (the /auth/mfa/* family)
     writes: bool = False  # refused while the tenant is suspended
     operator_may_read: bool = False  # operator keys may call it too (per-object checks)
-    errors: tuple[int, ...] = ()
+    errors: tuple[int, ...] = ()  # statuses beyond those every route of its kind answers
+    response_also: tuple[int, ...] = ()  # statuses answered with ``response`` too (readyz)
     extra: dict[str, Any] = field(default_factory=dict)
 
 

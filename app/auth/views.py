@@ -18,7 +18,14 @@ from app.auth.loader import CSRF_COOKIE, SESSION_COOKIE, request_origin
 from app.extensions import limiter, rate_limit_store_up
 from app.pagination import PageQuery, paginate
 from app.problems import Problem
-from app.validation import RequestModel, ResponseModel, parse_body, parse_query
+from app.validation import (
+    EmailToken,
+    NewPassword,
+    RequestModel,
+    ResponseModel,
+    parse_body,
+    parse_query,
+)
 from config import get_settings
 from portcullis.accounts import login as login_service
 from portcullis.accounts import mfa, sessions, signup
@@ -40,11 +47,11 @@ class SignupIn(RequestModel):
     company_name: str = Field(min_length=1, max_length=200)
     name: str = Field(min_length=1, max_length=200)
     email: EmailStr
-    password: str = Password
+    password: NewPassword
 
 
 class TokenIn(RequestModel):
-    token: str = Field(min_length=1, max_length=256)
+    token: EmailToken
 
 
 class EmailIn(RequestModel):
@@ -88,8 +95,8 @@ class RecoveryCodesOut(ResponseModel):
 
 
 class ResetIn(RequestModel):
-    token: str = Field(min_length=1, max_length=256)
-    password: str = Password
+    token: EmailToken
+    password: NewPassword
 
 
 class MeUser(ResponseModel):

@@ -33,7 +33,7 @@ def healthz() -> ResponseReturnValue:
 
 @bp.get("/readyz")
 @operation(summary="Database, Redis, clamd and storage are reachable", tag="health",
-           auth=PUBLIC, response=Readiness, errors=(503,))
+           auth=PUBLIC, response=Readiness, response_also=(503,))
 def readyz() -> ResponseReturnValue:
     checks = run_checks()
     ok = all(v == "ok" for v in checks.values())

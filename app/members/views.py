@@ -13,7 +13,14 @@ from app.api.registry import PUBLIC, SESSION_ONLY, operation
 from app.auth.guards import current_identity
 from app.auth.loader import request_origin
 from app.pagination import PageQuery, paginate
-from app.validation import RequestModel, ResponseModel, parse_body, parse_query
+from app.validation import (
+    EmailToken,
+    NewPassword,
+    RequestModel,
+    ResponseModel,
+    parse_body,
+    parse_query,
+)
 from portcullis.accounts import members
 from portcullis.accounts.models import Membership, MemberStatus, Role
 from portcullis.db import tenant_session
@@ -63,9 +70,9 @@ class InvitationOut(ResponseModel):
 
 
 class AcceptIn(RequestModel):
-    token: str = Field(min_length=1, max_length=256)
+    token: EmailToken
     name: str = Field(min_length=1, max_length=200)
-    password: str = Field(min_length=1, max_length=1024)
+    password: NewPassword
 
 
 class Empty(ResponseModel):
