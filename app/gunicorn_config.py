@@ -8,15 +8,19 @@ names no version.
 from __future__ import annotations
 
 import os
+import re
 import ssl
 from typing import Any
+from urllib.parse import unquote
 
 import gunicorn
 from gunicorn.glogging import Logger
 
 from config import get_settings
 from portcullis.observability import ScrubFilter
-from portcullis.redaction import redact_share_paths, register_secrets
+from portcullis.redaction import SHARE_PATH_REDACTED, redact_share_paths, register_secrets
+
+_SHARE_SEGMENT = re.compile(r"/s/", re.IGNORECASE)
 
 gunicorn.SERVER = "portcullis"  # no version in the Server header
 gunicorn.SERVER_SOFTWARE = "portcullis"
@@ -47,9 +51,10 @@ if _settings.TLS_CERT_PATH:
 
 
 class RedactingLogger(Logger):
-    """Access log lines show ``/s/<redacted>`` instead of a share-link token, and every
-    line of both logs (``Error handling request /s/...`` and its traceback included) passes
-    the one scrubber."""
+    """Access log lines and gunicorn's ``Error handling request`` line show
+    ``/s/<redacted>`` for a share link (decided on the decoded path, so no case or
+    percent-encoding slips through) and ``?<redacted>`` for any query string; every line of
+    both logs (tracebacks included) also passes the one scrubber."""
 
     def setup(self, cfg: Any) -> None:
         super().setup(cfg)  # also on HUP: handlers are rebuilt, so filters are re-added
@@ -60,13 +65,43 @@ class RedactingLogger(Logger):
 
     def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
         environ = dict(environ)
-        for key in ("RAW_URI", "PATH_INFO", "REQUEST_URI"):
-            if key in environ:
-                environ[key] = redact_share_paths(environ[key])
-        req.uri = redact_share_paths(getattr(req, "uri", "") or "")
-        req.path = redact_share_paths(getattr(req, "path", "") or "")
+        path_info = environ.get("PATH_INFO") or ""
+        uri = safe_request_uri(environ.get("RAW_URI") or getattr(req, "uri", "") or "",
+                               path_info)
+        for key in ("RAW_URI", "REQUEST_URI"):
+            environ[key] = uri
+        environ["PATH_INFO"] = uri.partition("?")[0]
+        environ["QUERY_STRING"] = ""
+        req.uri = uri
+        req.path = uri.partition("?")[0]
         req.query = ""
         super().access(resp, req, environ, request_time)
+
+    def exception(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        """gunicorn's ``Error handling request [method] uri``: the same safe URI."""
+        if isinstance(msg, str) and msg.startswith("Error handling request") and args:
+            args = (*args[:-1], safe_request_uri(str(args[-1])))
+        super().exception(msg, *args, **kwargs)
+
+
+def _decoded(path: str) -> str:
+    """The path as a router might see it, however many times it was percent-encoded."""
+    for _ in range(4):
+        decoded = unquote(path)
+        if decoded == path:
+            break
+        path = decoded
+    return path
+
+
+def safe_request_uri(raw_uri: str, path_info: str = "") -> str:
+    """What a log may print for a request: ``/s/<redacted>`` for anything that decodes to a
+    share-link path (any case, any encoding), else the path with ``?<redacted>`` for its
+    query string (email links carry their token there)."""
+    path, has_query, _ = raw_uri.partition("?")
+    if any(_SHARE_SEGMENT.search(_decoded(p)) for p in (path, path_info)):
+        return SHARE_PATH_REDACTED
+    return redact_share_paths(path) + ("?<redacted>" if has_query else "")
 
 
 logger_class = RedactingLogger

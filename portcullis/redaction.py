@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import unquote_plus
 
 REDACTED = "[redacted]"
 
@@ -22,9 +23,19 @@ _SENSITIVE_VALUE = re.compile(
     r"|\bwhsec_[A-Za-z0-9+/=]{8,}"                           # webhook secrets
     r"|(?<=://)[^/\s:@]+:[^/\s@]+(?=@)"                      # user:pass in URLs
 )
-# A share-link token is the whole credential for its file: any "/s/<token>" path is masked.
-_SHARE_PATH = re.compile(r"/s/[^\s?#\"'<>\\]+")
+# A share-link token is the whole credential for its file: any "/s/<token>" path is masked,
+# whatever its case or percent-encoding ("/S/", "/%73/", "/s%2F", "%252F"...), since the
+# server decodes the path before routing while logs print it raw.
+_SLASH = r"(?:/|%(?:25)*2f)"
+_SHARE_PATH = re.compile(_SLASH + r"(?:s|%(?:25)*(?:73|53))" + _SLASH + r"[^\s?#\"'<>\\]+",
+                         re.IGNORECASE)
 SHARE_PATH_REDACTED = "/s/<redacted>"
+# Credentials in query strings (email links carry ``?token=``): the value of any parameter
+# whose (percent-decoded) name says secret, after ``?``, ``&`` or at the start of a bare
+# query string (Sentry's ``request.query_string``).
+_QUERY_PARAM = re.compile(r"(?<![^?&;])([A-Za-z0-9_.~%+\[\]-]{1,64})=([^&\s\"'#<>]+)")
+_SENSITIVE_PARAM = re.compile(r"token|key|code|pass|secret|signature|otp|csrf|credential",
+                              re.IGNORECASE)
 _extra_secrets: list[str] = []
 
 
@@ -40,8 +51,19 @@ def redact_share_paths(value: str) -> str:
     return _SHARE_PATH.sub(SHARE_PATH_REDACTED, value)
 
 
+def _mask_param(match: re.Match[str]) -> str:
+    name = unquote_plus(match.group(1))
+    return f"{match.group(1)}={REDACTED}" if _SENSITIVE_PARAM.search(name) else match.group(0)
+
+
+def redact_query_params(value: str) -> str:
+    """``token=[redacted]`` (and the like) wherever a query string shows a credential."""
+    return _QUERY_PARAM.sub(_mask_param, value)
+
+
 def scrub_text(value: str) -> str:
     value = _SENSITIVE_VALUE.sub(REDACTED, value)
+    value = redact_query_params(value)
     value = redact_share_paths(value)
     for secret in _extra_secrets:
         value = value.replace(secret, REDACTED)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, request
 from flask.typing import ResponseReturnValue
 
 from app.api.registry import PUBLIC, operation
@@ -26,6 +26,16 @@ def content_disposition(filename: str) -> str:
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
+def _canonical(token: str) -> bool:
+    """The request said ``/s/<token>`` literally: the server decodes the path before routing,
+    so ``/%73/...`` or ``/s%2F...`` would also land here, in a shape that log scrubbers
+    (ours, a proxy's) may not recognise. A real link never needs encoding: refuse those."""
+    raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI")
+    if raw is None:
+        return True  # a WSGI server that keeps no raw URI: nothing else to compare
+    return urlsplit(str(raw)).path == f"{request.script_root}/s/{token}"
+
+
 @bp.get("/s/<token>")
 @operation(summary="Download a shared object", tag="links", auth=PUBLIC,
            errors=(404, 410, 503))
@@ -34,6 +44,8 @@ def download(token: str) -> ResponseReturnValue:
     outage is a 503 problem here, never gunicorn's bare 500 (which logs the URL)."""
     from workers.storage import ObjectNotFound, ObjectStore
 
+    if not _canonical(token):
+        raise NotFound("link")
     found = links.resolve(token)
     store = ObjectStore.from_settings(get_settings())
     try:

@@ -103,3 +103,37 @@ def test_logged_tracebacks_are_plain_and_scrubbed() -> None:
     assert "boom" in err and "RuntimeError" in err
     assert "pck_sss" not in err
     assert "local-value-" not in err  # no rich locals
+
+
+@pytest.mark.parametrize("text", [
+    "GET /reset-password?token={t} HTTP/1.1",
+    "http://portcullis.test/verify-email?lang=en&token={t}",
+    "/accept-invitation?%74oken={t}",
+    "/x?Code={t}&y=1", "/x?password={t}", "/x?api_key={t}", "/x?secret={t}",
+])
+def test_credentials_in_query_strings_are_masked(text: str) -> None:
+    token = "tok3n-" + "q" * 30
+    scrubbed = scrub_text(text.format(t=token))
+    assert token not in scrubbed and REDACTED in scrubbed
+
+
+def test_harmless_query_parameters_are_kept() -> None:
+    assert scrub_text("/api/v1/buckets?limit=5&cursor=abc") == "/api/v1/buckets?limit=5&cursor=abc"
+
+
+@pytest.mark.parametrize("path", ["/s/{t}", "/S/{t}", "/%73/{t}", "/%53/{t}", "/s%2F{t}",
+                                  "/s%2f{t}", "/%2573%252F{t}"])
+def test_share_paths_are_masked_in_any_case_or_encoding(path: str) -> None:
+    token = "sharetok-" + "z" * 30
+    scrubbed = scrub_text(f"GET {path.format(t=token)} HTTP/1.1")
+    assert token not in scrubbed and "/s/<redacted>" in scrubbed
+
+
+def test_sentry_query_strings_lose_their_tokens() -> None:
+    token = "tok3n-" + "s" * 30
+    event = {"request": {"url": "http://portcullis.test/reset-password",
+                         "query_string": f"token={token}&lang=en",
+                         "headers": {"Referer": f"http://portcullis.test/verify-email?token={token}"}}}
+    cleaned = _before_send(event, None)
+    assert token not in str(cleaned)
+    assert cleaned["request"]["query_string"] == f"token={REDACTED}&lang=en"
