@@ -13,6 +13,7 @@ from flask.testing import FlaskClient
 
 from portcullis.accounts.models import Role, SessionState, UserSession
 from portcullis.db import tenant_session
+from tests.support.cursors import WRONG_TYPES
 from tests.support.factories import LoggedIn, Member, make_member, make_session, make_tenant
 
 ABSOLUTE = timedelta(hours=12)
@@ -113,3 +114,13 @@ def test_bad_page_parameters_are_400(app: Flask, many: tuple[LoggedIn, set[str]]
     assert response.status_code == 400, response.get_json()
     assert response.headers["Content-Type"].startswith("application/problem+json")
     assert response.get_json()["code"] == code
+
+
+@pytest.mark.parametrize("cursor", WRONG_TYPES)
+def test_a_cursor_of_the_wrong_shape_is_400(app: Flask, many: tuple[LoggedIn, set[str]],
+                                            cursor: str) -> None:
+    current, _ = many
+    response = _client(app, current).get(f"/api/v1/auth/sessions?cursor={cursor}")
+    assert response.status_code == 400, response.get_json()
+    assert response.headers["Content-Type"].startswith("application/problem+json")
+    assert response.get_json()["code"] == "invalid_cursor"

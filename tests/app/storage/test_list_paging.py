@@ -11,6 +11,7 @@ from flask.testing import FlaskClient
 
 from portcullis.accounts.models import Role
 from tests.support import media
+from tests.support.cursors import WRONG_TYPES
 from tests.support.factories import LoggedIn, make_member, make_session, make_tenant
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -72,3 +73,15 @@ def test_bad_page_parameters_are_400(app: Flask, tenant: tuple, which: str, quer
     response = client.get(f"{url}?{query}")
     assert response.status_code == 400, response.get_json()
     assert response.get_json()["code"] == code
+
+
+@pytest.mark.parametrize("which", list(LISTS))
+@pytest.mark.parametrize("cursor", WRONG_TYPES)
+def test_a_cursor_of_the_wrong_shape_is_400(app: Flask, tenant: tuple, which: str,
+                                            cursor: str) -> None:
+    url, _ = LISTS[which](tenant)
+    client, _ = media.session_client(app, tenant[0])
+    response = client.get(f"{url}?cursor={cursor}")
+    assert response.status_code == 400, response.get_json()
+    assert response.headers["Content-Type"].startswith("application/problem+json")
+    assert response.get_json()["code"] == "invalid_cursor"
