@@ -90,16 +90,23 @@ def scrub(value: Any) -> Any:
 _EMAIL_SHAPE = re.compile(r"[^@\s]{1,64}@[^@\s.]+(\.[^@\s.]+)+")
 
 
-def account_label(typed: str) -> str:
-    """What a user typed as their login, safe to record: the address if it looks like one,
-    else a keyed digest (a password typed into the email field must never be stored)."""
+def keyed_digest(value: str, length: int = 32) -> str:
+    """An HMAC-SHA-256 of ``value`` keyed by ``SESSION_SECRET`` (hex, ``length`` digits): a
+    name for something that must not be readable (an address in a Redis key) and, unlike a
+    plain hash, cannot be reversed by hashing a list of guesses."""
     import hashlib
     import hmac
 
     from config import get_settings
 
+    key = get_settings().SESSION_SECRET.get_secret_value().encode()
+    return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()[:length]
+
+
+def account_label(typed: str) -> str:
+    """What a user typed as their login, safe to record: the address if it looks like one,
+    else a keyed digest (a password typed into the email field must never be stored)."""
     value = typed.strip().lower()
     if len(value) <= 254 and _EMAIL_SHAPE.fullmatch(value):
         return value
-    key = get_settings().SESSION_SECRET.get_secret_value().encode()
-    return "digest:" + hmac.new(key, value.encode(), hashlib.sha256).hexdigest()[:16]
+    return "digest:" + keyed_digest(value, 16)

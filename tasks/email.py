@@ -11,4 +11,4 @@ from workers.job_runner import JobContext, job_task
 @job_task("tasks.email.send_account_email", soft_time_limit=60, time_limit=90)
 def send_account_email(ctx: JobContext) -> dict[str, Any]:
     assert ctx.tenant_id is not None
-    return emails.deliver(ctx.tenant_id, ctx.job.args)
+    return emails.deliver(ctx.tenant_id, ctx.job.args, ctx.job_id)

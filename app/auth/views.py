@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from datetime import datetime
 from typing import Literal
@@ -36,6 +35,7 @@ from portcullis.accounts.tokens import ABSOLUTE_LIFETIME
 from portcullis.audit.service import Target
 from portcullis.db import tenant_session
 from portcullis.errors import NotFound
+from portcullis.redaction import keyed_digest
 from workers.errors import DependencyUnavailable
 
 bp = Blueprint("auth", __name__, url_prefix="/api/v1/auth")
@@ -171,8 +171,7 @@ LOGIN_ACCOUNT_SCOPE = "login-account"
 
 
 def _account_key(email: str) -> str:
-    digest = hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
-    return f"login-account:{digest}"
+    return f"login-account:{keyed_digest(email.strip().lower())}"
 
 
 def _login_account() -> str:
@@ -289,14 +288,17 @@ def _proof() -> mfa.Proof | None:
 @limiter.limit("5/minute", key_func=_mfa_session)
 @limiter.shared_limit(LOGIN_FAILURES, scope=LOGIN_ACCOUNT_SCOPE, key_func=_caller_account,
                       deduct_when=_wrong_password)
-@operation(summary="Start TOTP enrolment; replacing an enrolled authenticator needs proof",
+@operation(summary="Start TOTP enrolment; from a full session it needs proof",
            tag="auth", auth=SESSION_ONLY, allow_restricted=True, request=ReauthIn,
            response=EnrollOut, errors=(401, 503), extra={
                "description": (
-                   "A first enrolment needs no body. When TOTP is already enrolled, send "
-                   "`{code}` (a current TOTP or unused recovery code) or `{password}`; the "
+                   "From an `mfa_enrollment` session (just logged in with the password) a "
+                   "first enrolment needs no body. From a `full` session it needs proof, so "
+                   "a stolen session can neither add a second factor (locking its owner "
+                   "out) nor move it: `{password}`, or, when TOTP is already enrolled, "
+                   "`{code}` (a current TOTP or unused recovery code) instead. The "
                    "proof also covers this session for 5 minutes (so a retry needs none) and "
-                   "is required by /mfa/enroll/confirm. Without it: 403 "
+                   "replacing needs it still fresh at /mfa/enroll/confirm. Without it: 403 "
                    "`reauthentication_required`; a wrong password 401 `invalid_credentials` "
                    "(counted with failed logins), a wrong code 401 `invalid_mfa_code` "
                    "(counted toward the per-user lockout; while it lasts, 429 `rate_limited` "
@@ -305,8 +307,10 @@ def _proof() -> mfa.Proof | None:
                    "schema": {"$ref": "#/components/schemas/ReauthIn"}}}}})
 def mfa_enroll() -> ResponseReturnValue:
     tenant_id, user_id, session_id = _enrolling_identity()
+    full = current_identity().session_state is SessionState.full
     try:
-        enrolment = mfa.enroll(tenant_id, user_id, session_id, request_origin(), _proof())
+        enrolment = mfa.enroll(tenant_id, user_id, session_id, request_origin(), _proof(),
+                               full_session=full)
     except mfa.Locked as exc:
         raise _locked(exc) from None
     return jsonify({"secret": enrolment.secret, "otpauth_uri": enrolment.otpauth_uri})

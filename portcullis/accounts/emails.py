@@ -2,13 +2,13 @@
 
 Tokens are minted here, their digests committed before the message leaves, so a link
 always works when it arrives; a retry mints a fresh one. Token emails that anyone can cause
-by naming an address are capped per recipient (``EMAIL_RECIPIENT_LIMIT``): beyond it the
-mail is simply not sent, so the answer of the route that asked does not change.
+by naming an address are capped per recipient and kind (``EMAIL_RECIPIENT_LIMIT``): beyond
+it the mail is simply not sent, so the answer of the route that asked does not change. Each
+job counts once, however often it is retried.
 """
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,12 +27,17 @@ from portcullis.accounts import email_tokens
 from portcullis.accounts.models import Invitation, TokenPurpose, User
 from portcullis.accounts.notifications import AccountEmail
 from portcullis.db import tenant_session
+from portcullis.redaction import keyed_digest
+from portcullis.redis_client import get_redis
 from portcullis.tenants.models import Tenant
 from workers.errors import DependencyUnavailable
 
 # Sent because someone named an address (signup, resend, forgot, invitations): capped.
 PER_RECIPIENT = frozenset({AccountEmail.verify_email, AccountEmail.reset_password,
                            AccountEmail.invitation})
+# A job's verdict on the budget outlives all its retries (60, backoff capped at 10 minutes).
+COUNTED_PREFIX = "portcullis:email-counted"
+COUNTED_SECONDS = 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -118,14 +123,31 @@ def _recipient_limiter(url: str) -> MovingWindowRateLimiter:
         url, wrap_exceptions=True, socket_connect_timeout=2, socket_timeout=2))
 
 
-def recipient_allowed(address: str) -> bool:
-    """Take one send from the address's budget; False once it is spent. The Redis key holds
-    a digest of the address, never the address."""
+def recipient_key(address: str, kind: AccountEmail) -> str:
+    """The budget's name: one per address and kind of email (five anonymous reset requests
+    must not hold back an invitation), a keyed digest of the address, never the address."""
+    return f"recipient:{kind.value}:{keyed_digest(address.strip().lower())}"
+
+
+def recipient_allowed(address: str, kind: AccountEmail, job_id: uuid.UUID) -> bool:
+    """Take one send from the address's budget for ``kind``; False once it is spent.
+
+    A job is counted once: its verdict is kept under the job's id, so a retry (SMTP was
+    down) neither spends the budget again nor loses the mail to its own earlier attempts."""
     settings = get_settings()
-    digest = hashlib.sha256(address.strip().lower().encode()).hexdigest()[:32]
+    marker = f"{COUNTED_PREFIX}:{job_id}"
     try:
-        return _recipient_limiter(settings.REDIS_URL).hit(
-            parse(settings.EMAIL_RECIPIENT_LIMIT), "portcullis-email", f"recipient:{digest}")
+        client = get_redis()
+        if not client.set(marker, "?", nx=True, ex=COUNTED_SECONDS):
+            verdict = client.get(marker)
+            if verdict in (b"1", b"0"):
+                return verdict == b"1"
+            # "?": the earlier attempt stopped between marking and counting; count now.
+        allowed = _recipient_limiter(settings.REDIS_URL).hit(
+            parse(settings.EMAIL_RECIPIENT_LIMIT), "portcullis-email",
+            recipient_key(address, kind))
+        client.set(marker, "1" if allowed else "0", ex=COUNTED_SECONDS)
+        return bool(allowed)
     except (StorageError, redis.RedisError) as exc:
         raise DependencyUnavailable("redis", "email limits cannot be enforced") from exc
 
@@ -141,13 +163,13 @@ def _recipient(tenant_id: uuid.UUID, kind: AccountEmail, args: dict[str, Any]) -
         return user.email if user is not None else None
 
 
-def deliver(tenant_id: uuid.UUID, args: dict[str, Any]) -> dict[str, Any]:
+def deliver(tenant_id: uuid.UUID, args: dict[str, Any], job_id: uuid.UUID) -> dict[str, Any]:
     from workers.mailer import Mailer
 
     kind = AccountEmail(args["email"])
     if kind in PER_RECIPIENT:
         recipient = _recipient(tenant_id, kind, args)
-        if recipient is not None and not recipient_allowed(recipient):
+        if recipient is not None and not recipient_allowed(recipient, kind, job_id):
             return {"sent": False, "reason": "recipient_rate_limited"}
     message = _compose(tenant_id, args)  # commits any token digest first
     if message is None:

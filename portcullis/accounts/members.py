@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import Select, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from portcullis import secrets_gen
@@ -158,6 +159,10 @@ def invite(tenant_id: uuid.UUID, actor_id: uuid.UUID, actor_role: Role, email: s
         return invitation
 
 
+def _constraint(exc: IntegrityError) -> str | None:
+    return getattr(getattr(exc.orig, "diag", None), "constraint_name", None)
+
+
 def accept_invitation(token: str, name: str, password: str, origin: Origin) -> None:
     passwords.check_policy(password)
     owner = lookup.invitation(secrets_gen.digest(token)) if token else None
@@ -181,7 +186,12 @@ def accept_invitation(token: str, name: str, password: str, origin: Origin) -> N
         user = User(id=uuid.uuid4(), tenant_id=owner.tenant_id, email=invitation.email,
                     name=name, password_hash=password_hash, email_verified_at=now)
         db.add(user)
-        db.flush()
+        try:
+            db.flush()
+        except IntegrityError as exc:  # another tenant's invitation was accepted meanwhile
+            if _constraint(exc) != "uq_users_email_lower":
+                raise
+            raise Conflict("account_exists", ACCOUNT_EXISTS) from None
         member = Membership(tenant_id=owner.tenant_id, user_id=user.id, role=invitation.role)
         db.add(member)
         db.flush()

@@ -4,7 +4,8 @@ lockout per user, and the proof that replacing an enrolled authenticator needs.
 Per session, five wrong codes end it; but a password holder can log in again for five
 more, so wrong codes are also counted per user across sessions (``MFA_LOCKOUT_*``): past
 the threshold the second-factor step is locked for the user, even for a correct code, and
-the event is audited, alerted and mailed to the user. Counters live in Redis next to the
+the event is audited, alerted and mailed to the user. A lock that follows another within a
+day lasts twice as long as that one (up to a day). Counters live in Redis next to the
 detection windows; without Redis the lock cannot be told, so the step fails closed (503).
 """
 
@@ -41,6 +42,8 @@ RECOVERY_CODES = 10
 REAUTH_SECONDS = 300  # a proof lets its session replace the authenticator for 5 minutes
 LOCK_PREFIX = "portcullis:mfa-lock"
 REAUTH_PREFIX = "portcullis:mfa-reauth"
+STREAK_SECONDS = 24 * 3600  # a lock that follows another within a day is a repeated one
+MAX_LOCK_SECONDS = 24 * 3600  # repeated locks double up to a day
 _ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
 
 
@@ -92,6 +95,18 @@ def _lock_key(user_id: uuid.UUID) -> str:
     return f"{LOCK_PREFIX}:locked:{user_id}"
 
 
+def _streak_key(user_id: uuid.UUID) -> str:
+    """How many locks in a row: forgotten a day after the last one ends."""
+    return f"{LOCK_PREFIX}:streak:{user_id}"
+
+
+def _lock_length(previous: int) -> int:
+    """The first lock lasts MFA_LOCKOUT_SECONDS; each repeated one twice the one before, up
+    to MAX_LOCK_SECONDS (so the lock is no fixed 10 guesses per 15 minutes, forever)."""
+    base = get_settings().MFA_LOCKOUT_SECONDS
+    return min(base * 2 ** min(previous, 32), max(base, MAX_LOCK_SECONDS))
+
+
 def lock_remaining(user_id: uuid.UUID) -> int:
     """Seconds the user's second-factor step stays locked; 0 when open."""
     try:
@@ -112,13 +127,20 @@ def _ensure_open(user_id: uuid.UUID) -> None:
 def _count_toward_lock(db: Session, tenant_id: uuid.UUID, user_id: uuid.UUID,
                        origin: Origin) -> None:
     settings = get_settings()
-    window, lock_for = settings.MFA_LOCKOUT_WINDOW_SECONDS, settings.MFA_LOCKOUT_SECONDS
+    window = settings.MFA_LOCKOUT_WINDOW_SECONDS
     try:
         failures = detection.count_in_window(_failures_key(user_id), window)
-        if failures < settings.MFA_LOCKOUT_FAILURES or not get_redis().set(
-                _lock_key(user_id), 1, nx=True, ex=lock_for):
+        if failures < settings.MFA_LOCKOUT_FAILURES:
             return
-        get_redis().delete(_failures_key(user_id))  # the count starts afresh after the lock
+        client = get_redis()
+        lock_for = _lock_length(int(client.get(_streak_key(user_id)) or 0))
+        if not client.set(_lock_key(user_id), 1, nx=True, ex=lock_for):
+            return
+        with client.pipeline() as pipe:  # the next lock within a day of this one's end doubles
+            pipe.incr(_streak_key(user_id))
+            pipe.expire(_streak_key(user_id), lock_for + STREAK_SECONDS)
+            pipe.delete(_failures_key(user_id))  # the count starts afresh after the lock
+            pipe.execute()
     except redis.RedisError as exc:  # the next attempt's lock check fails closed
         log.warning("MFA lockout not counted, Redis unavailable: %s", type(exc).__name__)
         return
@@ -166,7 +188,10 @@ def _forget_reauthentication(session_id: uuid.UUID) -> None:
         log.warning("re-authentication mark not cleared: %s", type(exc).__name__)
 
 
-def _reauthentication_required() -> Forbidden:
+def _reauthentication_required(enrolled: bool = True) -> Forbidden:
+    if not enrolled:
+        return Forbidden("reauthentication_required", "Enrolling an authenticator from a "
+                         "signed-in session needs your password.")
     return Forbidden("reauthentication_required", "Replacing your authenticator needs your "
                      "current code (or a recovery code) or your password.")
 
@@ -192,9 +217,11 @@ def _accept_code(db: Session, tenant_id: uuid.UUID, user: User, code: str) -> st
 def _reauthenticate(db: Session, tenant_id: uuid.UUID, user: User, session_id: uuid.UUID,
                     proof: Proof | None, origin: Origin) -> DomainError | None:
     """None when the session proved itself (now, or in the last REAUTH_SECONDS); else the
-    error to raise once the failure's audit and counters are committed."""
+    error to raise once the failure's audit and counters are committed. Without an enrolled
+    authenticator only the password proves anything."""
+    enrolled = user.totp_secret is not None
     if proof is None or (proof.code is None and proof.password is None):
-        return None if _reauthenticated(session_id) else _reauthentication_required()
+        return None if _reauthenticated(session_id) else _reauthentication_required(enrolled)
     if proof.password is not None:
         if passwords.verify_password(proof.password, user.password_hash):
             _mark_reauthenticated(session_id)
@@ -205,6 +232,8 @@ def _reauthenticate(db: Session, tenant_id: uuid.UUID, user: User, session_id: u
         detection.login_failed(db, tenant_id, user.email, origin.ip, user_actor(user.id))
         return Unauthenticated("invalid_credentials", "The password is wrong.")
     assert proof.code is not None
+    if not enrolled:
+        return _reauthentication_required(enrolled)
     _ensure_open(user.id)
     method = _accept_code(db, tenant_id, user, proof.code)
     if method is None:
@@ -221,13 +250,15 @@ def _reauthenticate(db: Session, tenant_id: uuid.UUID, user: User, session_id: u
 # --------------------------------------------------------------------------- enrolment
 
 def enroll(tenant_id: uuid.UUID, user_id: uuid.UUID, session_id: uuid.UUID,
-           origin: Origin, proof: Proof | None = None) -> Enrolment:
-    """A fresh secret, pending until confirmed with a code from the app. Replacing an
-    enrolled authenticator needs proof, so a stolen session alone cannot move it."""
+           origin: Origin, proof: Proof | None = None, *, full_session: bool = True) -> Enrolment:
+    """A fresh secret, pending until confirmed with a code from the app. Only a session that
+    has just logged in with the password to enrol (``mfa_enrollment``) needs no proof: from a
+    full session, or to replace an enrolled authenticator, a stolen session alone can
+    neither add a second factor (and lock its owner out) nor move it."""
     with tenant_session(tenant_id) as db:
         user = db.scalars(select(User).where(User.id == user_id).with_for_update()).one()
         failure = None
-        if user.totp_secret is not None:
+        if user.totp_secret is not None or full_session:
             failure = _reauthenticate(db, tenant_id, user, session_id, proof, origin)
         if failure is None:
             secret = totp.new_secret()
@@ -250,8 +281,7 @@ def confirm(tenant_id: uuid.UUID, user_id: uuid.UUID, session_id: uuid.UUID, cod
         step = totp.matching_step(open_sealed(user.totp_pending_secret), code, None)
         if step is not None:
             codes = _activate(db, tenant_id, user, step, session_id, origin, replacing)
-            if replacing:
-                _forget_reauthentication(session_id)
+            _forget_reauthentication(session_id)  # the proof is used up by the enrolment
             return codes
         # A wrong code for the secret being enrolled guesses nothing: no lockout count.
         _count_failure(db, tenant_id, user_id, session_id, origin, guessed=False)

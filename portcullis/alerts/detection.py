@@ -9,7 +9,6 @@ event, so the alert commits with it. If Redis is unreachable a counting rule is 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 import uuid
@@ -25,7 +24,7 @@ from portcullis.alerts.models import SeenIP
 from portcullis.alerts.service import AlertType, raise_alert
 from portcullis.audit.models import Severity
 from portcullis.audit.service import Actor
-from portcullis.redaction import account_label
+from portcullis.redaction import account_label, keyed_digest
 from portcullis.redis_client import get_redis
 
 log = logging.getLogger(__name__)
@@ -33,7 +32,8 @@ PREFIX = "portcullis:detect"
 
 
 def _hash(value: str) -> str:
-    return hashlib.sha256(value.strip().lower().encode()).hexdigest()[:32]
+    """A keyed digest: a plain hash of an address could be reversed from a list of them."""
+    return keyed_digest(value.strip().lower())
 
 
 def count_in_window(key: str, window: int) -> int:

@@ -21,10 +21,11 @@ from sqlalchemy import select
 from werkzeug.test import TestResponse
 
 from config import get_settings
+from portcullis import secrets_gen
 from portcullis.accounts import mfa
-from portcullis.accounts.models import Role, SessionState
+from portcullis.accounts.models import RecoveryCode, Role, SessionState
 from portcullis.audit.models import AuditEvent
-from portcullis.db import system_session
+from portcullis.db import system_session, tenant_session
 from portcullis.devstack.stack import LocalStack
 from portcullis.redis_client import get_redis
 from tests.support.factories import Member, make_member, make_session, make_tenant
@@ -176,6 +177,77 @@ def test_the_threshold_and_lock_length_are_settings(app: Flask) -> None:
     locked = _verify(client, headers, member.totp_code())
     _assert_locked(locked)
     assert int(locked.headers["Retry-After"]) <= 60
+
+
+@pytest.fixture
+def doubling_lock(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Three wrong codes lock for 60 s, and repeated locks are capped at 150 s."""
+    monkeypatch.setattr(mfa, "MAX_LOCK_SECONDS", 150)
+    names = {"MFA_LOCKOUT_FAILURES": "3", "MFA_LOCKOUT_SECONDS": "60"}
+    saved = {name: os.environ.get(name) for name in names}
+    os.environ.update(names)
+    get_settings.cache_clear()
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        get_settings.cache_clear()
+
+
+@pytest.mark.usefixtures("doubling_lock")
+def test_each_repeated_lock_lasts_twice_as_long_up_to_the_cap(app: Flask) -> None:
+    """Else a guesser gets a fixed number of codes per lock period, forever."""
+    member = make_member(make_tenant(), Role.admin)
+    lengths = []
+    for _ in range(4):
+        _burn_a_session(app, member, wrong=3)
+        lengths.append(int(get_redis().ttl(f"{mfa.LOCK_PREFIX}:locked:{member.user_id}")))
+        client, headers = _log_in(app, member)
+        locked = _verify(client, headers, member.totp_code())
+        assert locked.status_code == 429 and _code(locked) == "rate_limited"
+        assert 0 < int(locked.headers["Retry-After"]) <= lengths[-1]
+        _expire_lock(member)
+    assert 0 < lengths[0] <= 60 and 60 < lengths[1] <= 120
+    assert 120 < lengths[2] <= 150 and 120 < lengths[3] <= 150
+    assert [e.details["locked_seconds"] for e in sorted(
+        _lock_events(member), key=lambda e: e.occurred_at)] == [60, 120, 150, 150]
+
+
+@pytest.mark.usefixtures("doubling_lock")
+def test_the_doubling_is_forgotten_with_its_streak(app: Flask) -> None:
+    member = make_member(make_tenant(), Role.admin)
+    _burn_a_session(app, member, wrong=3)
+    _expire_lock(member)
+    get_redis().delete(f"{mfa.LOCK_PREFIX}:streak:{member.user_id}")  # as if a day passed
+    _burn_a_session(app, member, wrong=3)
+    assert 0 < get_redis().ttl(f"{mfa.LOCK_PREFIX}:locked:{member.user_id}") <= 60
+
+
+def test_a_valid_recovery_code_is_refused_while_locked(app: Flask) -> None:
+    """The lock covers every second factor: a guessed (or stolen) recovery code is not a
+    way around it, and is not used up by the refused attempt."""
+    member = make_member(make_tenant(), Role.admin)
+    code = "qrst-uvwx-yz23"
+    with tenant_session(member.tenant_id) as db:
+        db.add(RecoveryCode(tenant_id=member.tenant_id, user_id=member.user_id,
+                            code_hash=secrets_gen.digest(code.replace("-", ""))))
+    _burn_a_session(app, member)
+    _burn_a_session(app, member)
+    client, headers = _log_in(app, member)
+    _assert_locked(_verify(client, headers, code))
+    _assert_locked(_verify(client, headers, code.upper().replace("-", "")))
+    assert client.get(ME).get_json()["session"] == "mfa_pending"
+    with tenant_session(member.tenant_id) as db:
+        row = db.scalars(select(RecoveryCode).where(
+            RecoveryCode.user_id == member.user_id)).one()
+        assert row.used_at is None
+    _expire_lock(member)
+    assert _verify(client, headers, code).status_code == 200  # it was valid all along
+    assert client.get(ME).get_json()["session"] == "full"
 
 
 def test_verification_fails_closed_while_redis_is_down(app: Flask, tmp_path: Path,

@@ -194,6 +194,31 @@ def test_first_enrolment_needs_no_body(app: Flask) -> None:
     assert _client(app, enrolling).get(ME).get_json()["session"] == "full"
 
 
+def test_a_full_session_needs_the_password_for_a_first_enrolment(app: Flask) -> None:
+    """A viewonly member may have no second factor: a thief with their full session must
+    not be able to enrol one (and so lock the owner out of their own account)."""
+    member = make_member(make_tenant(), Role.viewonly)
+    session = make_session(member)  # five tries: the route allows 5 a minute per session
+    for body in (None, {}, {"code": "123456"}):
+        refused = _enroll(app, session, body)
+        assert refused.status_code == 403, (body, refused.get_json())
+        assert _code(refused) == "reauthentication_required"
+        assert refused.headers["Content-Type"].startswith("application/problem+json")
+    wrong = _enroll(app, session, {"password": WRONG_PASSWORD})
+    assert wrong.status_code == 401 and _code(wrong) == "invalid_credentials"
+    assert _pending_secret(member) is None
+    assert _code(_enroll(app, session)) == "reauthentication_required"  # no proof was kept
+
+    session = make_session(member)  # the owner, in another session, with the password
+    started = _enroll(app, session, {"password": member.password})
+    assert started.status_code == 200, started.get_json()
+    confirmed = _confirm(app, session, started.get_json()["secret"])
+    assert confirmed.status_code == 200, confirmed.get_json()
+    assert len(confirmed.get_json()["recovery_codes"]) == 10
+    # The proof was used up by the enrolment: replacing it now needs a new one.
+    assert _code(_enroll(app, session)) == "reauthentication_required"
+
+
 def test_wrong_codes_at_reenrolment_count_toward_the_lockout(
         app: Flask, enrolled: tuple[Member, LoggedIn]) -> None:
     member, session = enrolled

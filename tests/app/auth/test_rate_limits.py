@@ -95,6 +95,21 @@ def test_the_eleventh_failed_login_for_one_account_is_429(app: Flask) -> None:
     assert _login(app, other.email, other.password).status_code == 200
 
 
+def test_the_account_budget_is_keyed_by_an_hmac_not_a_plain_digest(app: Flask) -> None:
+    """A plain SHA-256 of the address could be reversed by hashing a list of addresses."""
+    import hashlib
+
+    from portcullis.redaction import keyed_digest
+    from portcullis.redis_client import get_redis
+
+    member = _viewonly()
+    assert _login(app, member.email, WRONG).status_code == 401
+    keys = [k.decode(errors="replace") for k in get_redis().scan_iter(count=1000)]
+    plain = hashlib.sha256(member.email.lower().encode()).hexdigest()[:32]
+    assert any(f"login-account:{keyed_digest(member.email.lower())}" in k for k in keys)
+    assert not any(plain in k or member.email in k for k in keys)
+
+
 def test_failures_from_one_address_across_accounts_are_429_at_the_eleventh(app: Flask) -> None:
     ip = _ip()
     for attempt in range(10):

@@ -1,0 +1,75 @@
+"""Two tenants invite the same new address and both invitations are accepted at once: one
+account is created (200), the other accept is 409 ``account_exists``, never a 500 from the
+unique index on the address."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from flask import Flask
+from sqlalchemy import func, select
+
+from portcullis import secrets_gen
+from portcullis.accounts import lookup
+from portcullis.accounts.models import Invitation, Role, User
+from portcullis.db import system_session, tenant_session
+from tests.support.factories import make_member, make_tenant
+
+pytestmark = pytest.mark.usefixtures("stack")
+
+PASSWORD = "a sturdy passphrase 2026"
+
+
+def _invitation(email: str) -> str:
+    """A live invitation to ``email`` in a new tenant; its token."""
+    tenant_id = make_tenant("Race Co")
+    admin = make_member(tenant_id, Role.admin)
+    token = secrets.token_urlsafe(32)
+    with tenant_session(tenant_id) as db:
+        db.add(Invitation(tenant_id=tenant_id, email=email, role=Role.staff.value,
+                          invited_by_user_id=admin.user_id,
+                          token_hash=secrets_gen.digest(token),
+                          expires_at=datetime.now(UTC) + timedelta(days=1)))
+    return token
+
+
+def test_concurrent_accepts_for_one_address_are_200_and_409(
+        app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    email = f"race-{secrets.token_hex(5)}@example.com"
+    tokens = [_invitation(email), _invitation(email)]
+
+    # Both accepts look the address up before either creates the account: the race.
+    both_looked = threading.Barrier(2, timeout=30)
+    real_lookup = lookup.user_by_email
+
+    def looked_up_together(address: str) -> User | None:
+        found = real_lookup(address)
+        both_looked.wait()
+        return found
+
+    monkeypatch.setattr(lookup, "user_by_email", looked_up_together)
+    answers: list[tuple[int, dict]] = []
+
+    def accept(token: str, ip: str) -> None:
+        client = app.test_client()
+        client.environ_base["REMOTE_ADDR"] = ip
+        response = client.post("/api/v1/invitations/accept",
+                               json={"token": token, "name": "Racer", "password": PASSWORD})
+        answers.append((response.status_code, response.get_json(force=True, silent=True)))
+
+    threads = [threading.Thread(target=accept, args=(token, f"198.18.7.{i + 10}"))
+               for i, token in enumerate(tokens)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(status for status, _ in answers) == [200, 409], answers
+    [(_, conflict)] = [a for a in answers if a[0] == 409]
+    assert conflict["code"] == "account_exists"
+    with system_session() as db:
+        count = db.scalar(select(func.count()).select_from(User).where(
+            func.lower(User.email) == email))
+    assert count == 1
