@@ -4,6 +4,10 @@ acks_late + reject_on_worker_lost: a message is acknowledged only after its task
 worker that dies hands it back. Prefetch 1 keeps long tasks from hoarding messages. The
 visibility timeout is longer than any task's hard time limit, so a slow task is never
 delivered twice while it runs. JSON only: no pickle from the broker.
+
+A worker must not die of a broker restart: a channel the reconnect left half closed raises a
+connection error, which Celery handles, not an AttributeError (``workers.broker``); and a
+consumer bootstep touches the liveness file while it consumes (``workers.liveness``).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from kombu import Exchange, Queue
 
 from config import Settings, get_settings
 from portcullis.observability import configure_logging, configure_sentry
+from workers.broker import install as install_broker_fix
 
 QUEUES = ("default", "scan", "sftp", "billing", "alerts", "email", "exports")
 
@@ -65,8 +70,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                                       "interval_step": 0.5, "interval_max": 1},
         "imports": TASK_MODULES,
         # Beat: celery-redbeat keeps the schedule in Redis and holds a lock, so a second
-        # beat waits instead of sending every entry twice.
-        "beat_scheduler": "redbeat.RedBeatScheduler",
+        # beat waits instead of sending every entry twice; workers.beat makes it survive a
+        # Redis that goes away or comes back empty.
+        "beat_scheduler": "workers.beat:BeatScheduler",
         "redbeat_redis_url": settings.REDIS_URL,
         "redbeat_key_prefix": "portcullis:redbeat",
         "redbeat_lock_key": "portcullis:redbeat::lock",
@@ -84,13 +90,16 @@ def create_celery(settings: Settings | None = None) -> Celery:
     app = Celery("portcullis")
     app.conf.update(celery_config(settings))
     from beat_schedule import beat_schedule
+    from workers.liveness import ConsumerLiveness
 
     app.conf.beat_schedule = beat_schedule(settings)
+    app.steps["consumer"].add(ConsumerLiveness)
     return app
 
 
 configure_logging()
 configure_sentry("worker")
+install_broker_fix()
 celery_app = create_celery()
 
 

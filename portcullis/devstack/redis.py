@@ -1,8 +1,13 @@
-"""A private redis-server on a free port; stop() and start() keep the port for outage tests."""
+"""A private redis-server on a free port; stop() and start() keep the port for outage tests.
+
+It persists nothing (no RDB, no AOF), so every start() is a Redis that comes back empty, as
+after a restart without its data or a failover.
+"""
 
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import redis
@@ -36,6 +41,16 @@ class RedisServer:
 
     def stop(self) -> None:
         self.process.stop()
+
+    def restart(self, down_for: float = 0.0) -> None:
+        """Stop, stay down ``down_for`` seconds, start again on the same port: empty."""
+        self.stop()
+        time.sleep(down_for)
+        self.start()
+
+    def flushall(self) -> None:
+        """Drop every key of every database, as a Redis that lost its data does."""
+        redis.Redis(port=self.port, socket_timeout=5).flushall()
 
     def url(self, db: int = 0) -> str:
         return f"redis://127.0.0.1:{self.port}/{db}"

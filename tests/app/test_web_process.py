@@ -26,7 +26,7 @@ def test_procfile_names_the_contracted_processes() -> None:
     assert set(entries) == {"web", "worker", "beat", "release"}
     assert entries["web"].startswith("gunicorn ")
     assert entries["worker"].startswith("celery ") and " worker" in entries["worker"]
-    assert "redbeat.RedBeatScheduler" in entries["beat"]
+    assert "--scheduler workers.beat:BeatScheduler" in entries["beat"]
     assert entries["release"] == "portcullis db upgrade"
 
 

@@ -229,6 +229,7 @@ def test_alert_raised_while_redis_is_down(app: Flask, stack: LocalStack, siem: S
     operator_key = create_operator_key("alert-delivery-tests")
     client = app.test_client()
     redis_server = stack["redis"]
+    beat.wait_for_log("beat: Acquired lock")  # beat is connected when Redis goes away
     redis_server.stop()
     try:
         started = time.monotonic()
