@@ -19,10 +19,8 @@ from kombu import Exchange, Queue
 from portcullis.devstack.redis import RedisServer
 from portcullis.devstack.stack import LocalStack
 from portcullis.devstack.supervisor import Child, Supervisor
-from tasks.maintenance import requeue_stuck_jobs
 from tests.support.worker import ROOT, CeleryProcess, celery_argv, celery_env, worker_args
 from tests.workers.test_job_runner import enqueue, wait_finished
-from workers.celery_app import celery_app
 from workers.liveness import ENV as LIVENESS_ENV
 
 
@@ -105,6 +103,10 @@ def test_ack_on_a_channel_a_broker_restart_closed_does_not_end_the_worker(
     kombu raises ``AttributeError: 'NoneType' object has no attribute 'hostname'`` from
     ``_connparams`` on the ack, which ``ack_log_error`` does not catch, and the worker exits;
     with ``workers.broker`` it is a connection error, logged."""
+    # Imported here: the app reads the stack's settings when it is first imported.
+    from tasks.maintenance import requeue_stuck_jobs
+    from workers.celery_app import celery_app
+
     queue = Queue("acktest", Exchange("acktest"), routing_key="acktest")
     celery_app.send_task(requeue_stuck_jobs.name, queue=queue)
     connection = celery_app.connection_for_read()

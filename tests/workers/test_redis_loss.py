@@ -25,7 +25,6 @@ from tests.support.factories import make_tenant
 from tests.support.worker import CeleryProcess, start_beat, start_worker
 from tests.workers.test_alert_delivery import _raise, _row, _wait_delivered
 from tests.workers.test_job_runner import enqueue, load, wait_finished
-from workers.celery_app import celery_app
 
 SENT = re.compile(r"^(\S+Z) \[info\s*\] Scheduler: Sending due task (\S+) ", re.MULTILINE)
 
@@ -107,6 +106,8 @@ def test_schedule_survives_flushall_and_an_empty_restart(stack: LocalStack,
         wait_each_sent_after(beats, mark, "an empty restart", window)
         assert wait_finished(job_id, timeout=60).status == "succeeded"
         _wait_delivered([alert_id], timeout=60)
+
+        from workers.celery_app import celery_app  # configured from the stack's settings
 
         client = redis.Redis.from_url(get_settings().REDIS_URL, decode_responses=True)
         prefix = celery_app.conf.redbeat_key_prefix
