@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Flask
+from flask.sessions import SessionInterface, SessionMixin
 
 from config import Settings, get_settings
 from portcullis.observability import configure_logging, configure_sentry
+
+
+class _NoCookieSession(SessionInterface):
+    """Flask's signed-cookie session is not used: a session is the ``portcullis_session``
+    JWT naming a server-side row (app/auth/loader.py). Every request gets Flask's read-only
+    empty session, so no cookie named ``session`` is read or written (and none is signed
+    on every request)."""
+
+    def open_session(self, app: Flask, request: Any) -> SessionMixin:
+        return self.make_null_session(app)
+
+    def save_session(self, app: Flask, session: SessionMixin, response: Any) -> None:
+        return None
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -22,6 +38,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         TRAP_HTTP_EXCEPTIONS=False,
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.session_interface = _NoCookieSession()
 
     from app.auth.loader import init_auth
     from app.extensions import init_rate_limits, init_security_headers
@@ -40,7 +57,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app.api.views import bp as api_bp
     from app.audit.views import bp as audit_bp
     from app.auth.views import bp as auth_bp
-    from app.extensions import limiter
+    from app.extensions import exempt_from_default_limit
     from app.health.views import bp as health_bp
     from app.jobs.views import bp as jobs_bp
     from app.links.views import bp as links_bp
@@ -48,8 +65,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app.operator.views import bp as operator_bp
     from app.storage.views import bp as storage_bp
 
-    limiter.exempt(health_bp)
-    limiter.exempt(api_bp)
+    exempt_from_default_limit(health_bp, api_bp)
     for blueprint in (health_bp, api_bp, auth_bp, members_bp, access_keys_bp, jobs_bp,
                       audit_bp, operator_bp, links_bp, storage_bp):
         app.register_blueprint(blueprint)

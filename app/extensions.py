@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-from flask import Flask, Response, current_app, g, request
+import logging
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any
+
+from flask import Flask, current_app, g, request
 from flask_limiter import HeaderNames, Limiter
 from flask_login import LoginManager, current_user
-from flask_talisman import Talisman
+from werkzeug.exceptions import TooManyRequests
 
+from app import rate_limits
+from app.request_context import RATE_LIMIT
 from config import get_settings
 
+log = logging.getLogger(__name__)
+
 login_manager = LoginManager()
-talisman = Talisman()
 
 
 def _needs_identity() -> bool:
@@ -33,10 +41,31 @@ def rate_limit_key() -> str:
     return f"ip:{getattr(g, 'client_ip', None) or 'unknown'}"
 
 
-limiter = Limiter(
+class _RouteLimiter(Limiter):
+    """flask-limiter for the limits of single routes (its decorators: failed logins, MFA
+    codes), which it checks inside the decorated view. It limits nothing app-wide, so its
+    per-request check before every view would only work out that there is nothing to do;
+    the default limit is ``app.rate_limits`` (hooks below). Its after-request and teardown
+    hooks run only on requests where a route limit was checked (``_when_route_limited``).
+    """
+
+    def _check_request_limit(self, callable_name: str | None = None,
+                             in_middleware: bool = True) -> None:
+        if in_middleware:
+            return
+        g.route_limit_checked = True
+        super()._check_request_limit(callable_name=callable_name, in_middleware=False)
+
+
+def _when_route_limited(hook: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def guarded(value: Any) -> Any:
+        return hook(value) if g.get("route_limit_checked") else value
+
+    return guarded
+
+
+limiter = _RouteLimiter(
     rate_limit_key,
-    # One budget per identity across every route (default_limits would count per route).
-    application_limits=[lambda: get_settings().RATE_LIMIT_DEFAULT],
     headers_enabled=True,
     header_name_mapping={
         HeaderNames.LIMIT: "RateLimit-Limit",
@@ -47,18 +76,50 @@ limiter = Limiter(
     retry_after="delta-seconds",
     strategy="moving-window",
     key_prefix="portcullis-rl",
-    # Default limits degrade to per-process memory while Redis is away; login checks the
+    # Route limits degrade to per-process memory while Redis is away; login checks the
     # store itself and fails closed (app/auth/views.py).
     swallow_errors=True,
     in_memory_fallback_enabled=True,
 )
+
+_EXEMPT_BLUEPRINTS: set[str] = set()
+
+
+def exempt_from_default_limit(*blueprints: object) -> None:
+    """Routes of these blueprints (and of blueprints nested in them) are never counted."""
+    _EXEMPT_BLUEPRINTS.update(getattr(b, "name", b) for b in blueprints)  # type: ignore[misc]
+
+
+@lru_cache(maxsize=1)
+def _default_limit(url: str) -> rate_limits.DefaultLimit:
+    return rate_limits.DefaultLimit(url)
+
+
+def _check_default_limit() -> None:
+    """RATE_LIMIT_DEFAULT per identity, before the view; unmatched paths are not counted.
+    The outcome's headers are written by ``FrontDoorHeaders`` (app/request_context.py)."""
+    if request.endpoint is None or not _EXEMPT_BLUEPRINTS.isdisjoint(request.blueprints):
+        return
+    settings = get_settings()
+    key = rate_limit_key()
+    outcome = _default_limit(settings.REDIS_URL).hit(
+        key, rate_limits.parse(settings.RATE_LIMIT_DEFAULT))
+    request.environ[RATE_LIMIT] = outcome
+    if not outcome.allowed:
+        log.info("ratelimit %s/window exceeded for %s", outcome.limit, key)
+        raise TooManyRequests()
 
 
 def init_rate_limits(app: Flask) -> None:
     app.config["RATELIMIT_STORAGE_URI"] = get_settings().REDIS_URL
     app.config["RATELIMIT_STORAGE_OPTIONS"] = {"socket_connect_timeout": 2,
                                                "socket_timeout": 2}
+    app.before_request(_check_default_limit)
+    after, teardown = app.after_request_funcs[None], app.teardown_request_funcs[None]
+    n_after, n_teardown = len(after), len(teardown)
     limiter.init_app(app)
+    after[n_after:] = [_when_route_limited(f) for f in after[n_after:]]
+    teardown[n_teardown:] = [_when_route_limited(f) for f in teardown[n_teardown:]]
 
 
 def rate_limit_store_up() -> bool:
@@ -67,31 +128,25 @@ def rate_limit_store_up() -> bool:
     except Exception:  # noqa: BLE001 - any storage failure means "down"
         return False
 
+
 HSTS = "max-age=63072000; includeSubDomains"
-CONTENT_SECURITY_POLICY = {"default-src": "'none'", "frame-ancestors": "'none'"}
+CONTENT_SECURITY_POLICY = "default-src 'none'; frame-ancestors 'none'"
+# API.md's headers, on every response (errors included), whatever the scheme: TLS ends at
+# gunicorn or a proxy. Fixed for the whole app, so they are set as one precomputed list.
+SECURITY_HEADERS = (
+    ("Strict-Transport-Security", HSTS),
+    ("X-Frame-Options", "DENY"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
+    ("Referrer-Policy", "no-referrer"),
+)
 
 
-def init_security_headers(app: object) -> None:
-    """The headers API.md puts on every response, errors included."""
-    talisman.init_app(
-        app,  # type: ignore[arg-type]
-        force_https=False,  # TLS is gunicorn's job; plain HTTP is refused there, not redirected
-        strict_transport_security=True,
-        strict_transport_security_max_age=63072000,
-        strict_transport_security_include_subdomains=True,
-        content_security_policy=CONTENT_SECURITY_POLICY,
-        frame_options="DENY",
-        referrer_policy="no-referrer",
-        session_cookie_secure=True,
-        session_cookie_http_only=True,
-        permissions_policy={},
-        x_content_type_options=True,
-    )
+def init_security_headers(app: Flask) -> None:
+    """The headers API.md puts on every response, errors included (``FrontDoorHeaders``)."""
+    from app.request_context import FrontDoorHeaders
 
-    @app.after_request  # type: ignore[attr-defined]
-    def _always_hsts(response: Response) -> Response:
-        # Talisman sends HSTS only on requests it sees as HTTPS; behind TLS termination
-        # that depends on proxy headers, and API.md wants it on every response.
-        response.headers.setdefault("Strict-Transport-Security", HSTS)
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        return response
+    # Flask's own session cookie is off (app/__init__.py); should it ever be used, it is
+    # Secure and HttpOnly.
+    app.config.update(SESSION_COOKIE_SECURE=True, SESSION_COOKIE_HTTPONLY=True)
+    app.wsgi_app = FrontDoorHeaders(app.wsgi_app, SECURITY_HEADERS)  # type: ignore[method-assign]

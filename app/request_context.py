@@ -5,13 +5,17 @@ from __future__ import annotations
 import ipaddress
 import re
 import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import structlog
-from flask import Flask, Response, g, request
+from flask import Flask, g, request
 
 from config import get_settings
 
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+REQUEST_ID = "portcullis.request_id"  # WSGI environ keys
+RATE_LIMIT = "portcullis.rate_limit"  # the default limit's Outcome for this request
 
 
 def client_ip() -> str:
@@ -44,16 +48,82 @@ def user_agent() -> str | None:
     return value[:512] if value else None
 
 
+def _request_id(environ: dict[str, Any]) -> str:
+    incoming = environ.get("HTTP_X_REQUEST_ID", "")
+    return incoming if _SAFE_REQUEST_ID.match(incoming) else str(uuid.uuid4())
+
+
+StartResponse = Callable[..., Any]
+
+
+class FrontDoorHeaders:
+    """WSGI middleware around the Flask app: the headers every response carries (errors
+    included), written to the plain header list the server receives.
+
+    Each request gets its ``X-Request-ID`` here (kept if the client sent a safe one), and
+    every response the fixed security headers, ``Vary: Cookie`` (answers depend on the
+    session cookie) and, when the default rate limit counted the request, its
+    ``RateLimit-*`` and ``Retry-After`` headers as flask-limiter writes them (unless a route
+    limit of flask-limiter's already wrote its own). Done here rather than in
+    ``after_request`` hooks because werkzeug's ``Headers`` scans and re-validates the whole
+    list for each header set, on every response.
+    """
+
+    def __init__(self, wsgi_app: Callable[[dict[str, Any], StartResponse], Iterable[bytes]],
+                 fixed: Iterable[tuple[str, str]]) -> None:
+        self.wsgi_app = wsgi_app
+        self.fixed = list(fixed)
+        self.replaced = {name.lower() for name, _ in self.fixed} | {"x-request-id"}
+
+    def __call__(self, environ: dict[str, Any],
+                 start_response: StartResponse) -> Iterable[bytes]:
+        request_id = environ[REQUEST_ID] = _request_id(environ)
+
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            names = {name.lower() for name, _ in headers}
+            if names & self.replaced:
+                headers[:] = [(k, v) for k, v in headers if k.lower() not in self.replaced]
+            headers += self.fixed
+            headers.append(("X-Request-ID", request_id))
+            if "vary" in names:
+                headers[:] = [(k, _vary_cookie(v) if k.lower() == "vary" else v)
+                              for k, v in headers]
+            else:
+                headers.append(("Vary", "Cookie"))
+            limit = environ.get(RATE_LIMIT)
+            if limit is not None and "ratelimit-limit" not in names:
+                _rate_limit_headers(headers, names, limit)
+            return start_response(status, headers, exc_info)
+
+        return self.wsgi_app(environ, start)
+
+
+def _vary_cookie(value: str) -> str:
+    parts = [p.strip() for p in value.split(",") if p.strip()]
+    return value if "cookie" in {p.lower() for p in parts} or "*" in parts else (
+        ", ".join([*parts, "Cookie"]))
+
+
+def _rate_limit_headers(headers: list[tuple[str, str]], names: set[str], limit: Any) -> None:
+    retry_after = limit.retry_after
+    if "retry-after" in names:  # an answer's own Retry-After (503, 429): the later one wins
+        existing = next(v for k, v in headers if k.lower() == "retry-after")
+        if not existing.isdigit():
+            retry_after = None
+        else:
+            retry_after = max(retry_after, int(existing))
+            headers[:] = [(k, v) for k, v in headers if k.lower() != "retry-after"]
+    headers += [("RateLimit-Limit", str(limit.limit)),
+                ("RateLimit-Remaining", str(limit.remaining)),
+                ("RateLimit-Reset", str(limit.reset_at))]
+    if retry_after is not None:
+        headers.append(("Retry-After", str(retry_after)))
+
+
 def init_request_context(app: Flask) -> None:
     @app.before_request
     def _begin() -> None:
-        incoming = request.headers.get("X-Request-ID", "")
-        g.request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else str(uuid.uuid4())
+        g.request_id = request.environ.get(REQUEST_ID) or _request_id(request.environ)
         g.client_ip = client_ip()
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=g.request_id)
-
-    @app.after_request
-    def _finish(response: Response) -> Response:
-        response.headers["X-Request-ID"] = getattr(g, "request_id", None) or str(uuid.uuid4())
-        return response

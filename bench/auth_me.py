@@ -1,109 +1,190 @@
-"""auth_me: authenticated ``GET /api/v1/auth/me`` against a bare route, same server, same run.
+"""auth_me: the front door's own cost, against a plain Flask app in the same run.
 
-One gunicorn (the Procfile's web command, serving ``bench.wsgi_bare``, 2 workers) answers
-both routes. Each client connection is a different view-only member with a full session
-row, so requests don't queue on one session row's idle-clock update. Rounds alternate bare
-and /me so drift on the machine hits both alike.
+Two gunicorns from the Procfile's web command, same config (2 workers x 4 threads): a plain
+Flask app (``bench.plain_flask``) and the real app plus one trivial route
+(``bench.wsgi_bare``). wrk (2 threads, 32 keep-alive connections) loads, in rounds that
+alternate every target so drift on the machine hits all alike:
 
-Ratio = /me req/s ÷ bare req/s (all rounds pooled); goal >= 0.5.
+- plain Flask ``GET /_bench/bare`` -- the baseline;
+- the app's ``GET /_bench/bare`` (every app-wide hook: request id, client address, security
+  headers, structlog context, the default rate limit per client address in Redis);
+- ``GET /healthz`` (the app's own route, exempt from the limiter), for context;
+- ``GET /api/v1/auth/me`` with one session on all 32 connections, and with 32 sessions of
+  32 members (requests rotate through them on every connection);
+- ``GET /api/v1/buckets`` with one access key (``buckets:read``) on all 32 connections.
+
+Goals, each the median over rounds of ``route req/s ÷ plain Flask req/s`` in the same round:
+bare >= 0.7, both /me mixes >= 0.4, the key route >= 0.35; and each of those with its
+median round's p99 under 80 ms. Every response must be 2xx.
 """
 
 from __future__ import annotations
 
 import json
+import uuid
 
 from bench.harness import (
     PASSWORD,
+    Connection,
     CpuWatch,
-    Load,
     Services,
+    WrkResult,
     full_session,
     get,
     gunicorn,
     median,
-    run_load,
+    require_wrk,
     seed_viewonly,
-    verdict,
+    wrk,
 )
 
 NAME = "auth_me"
-GOAL = 0.5
 WORKERS = 2
 THREADS = 4  # the gunicorn config's default WEB_THREADS
-CONNECTIONS = 32  # 4 per worker thread: an uneven split still keeps both workers busy
-WARMUP = 400  # requests per route, not timed
-ROUNDS = 3
-BARE_REQUESTS = 1500  # per round
-ME_REQUESTS = 500  # per round
-ROUND_TIME_LIMIT = 10.0  # seconds; a round stops early if it is hit
+CONNECTIONS = 32
+WRK_THREADS = 2
+ROUNDS = 5
+SECONDS = 2  # per target per round (wrk takes whole seconds)
+WARMUP_SECONDS = 1
+P99_GOAL_MS = 80.0
 BARE = "/_bench/bare"
+HEALTHZ = "/healthz"
 ME = "/api/v1/auth/me"
+BUCKETS = "/api/v1/buckets"
+BUCKET_COUNT = 3
+
+# label, ratio goal (None: context only)
+TARGETS: list[tuple[str, float | None]] = [
+    ("plain", None),
+    ("bare", 0.7),
+    ("healthz", None),
+    ("me-1", 0.4),
+    ("me-32", 0.4),
+    ("key", 0.35),
+]
+DESCRIPTIONS = {
+    "plain": f"plain Flask GET {BARE}",
+    "bare": f"app GET {BARE}",
+    "healthz": f"app GET {HEALTHZ}",
+    "me-1": f"GET {ME}, 1 session",
+    "me-32": f"GET {ME}, 32 sessions",
+    "key": f"GET {BUCKETS}, 1 access key",
+}
+
+
+def _seed_key() -> str:
+    """An admin's ``buckets:read`` key in a tenant with a few buckets."""
+    from sqlalchemy import update
+
+    from portcullis.access_keys import service as access_keys
+    from portcullis.accounts.models import Membership, Role
+    from portcullis.accounts.passwords import hash_password
+    from portcullis.audit.service import Origin
+    from portcullis.db import tenant_session
+    from portcullis.storage.models import Bucket
+
+    (admin,) = seed_viewonly(1, 1, hash_password(PASSWORD), "key")
+    with tenant_session(admin.tenant_id) as db:
+        db.execute(update(Membership).where(Membership.user_id == admin.user_id)
+                   .values(role=Role.admin.value))
+        for i in range(BUCKET_COUNT):
+            db.add(Bucket(id=uuid.uuid4(), tenant_id=admin.tenant_id, name=f"bench-{i}"))
+    return access_keys.create(admin.tenant_id, admin.user_id, "bench", ["buckets:read"], 30,
+                              Origin()).secret
 
 
 def run(svc: Services) -> bool:
     from portcullis.accounts.passwords import hash_password
 
-    print(f"[{NAME}] GET {ME} (full session) vs GET {BARE}; gunicorn {WORKERS} workers x "
-          f"{THREADS} threads, {CONNECTIONS} keep-alive connections", flush=True)
+    require_wrk()
+    print(f"[{NAME}] wrk {WRK_THREADS} threads x {CONNECTIONS} connections, {ROUNDS} rounds "
+          f"of {SECONDS:g}s per target; each gunicorn {WORKERS} workers x {THREADS} threads",
+          flush=True)
     accounts = seed_viewonly(CONNECTIONS, 1, hash_password(PASSWORD), "me")
     cookies = [full_session(a) for a in accounts]
-    me_requests = [get(ME, {"Cookie": f"portcullis_session={c}"}) for c in cookies]
-    bare_request = get(BARE)
+    key = _seed_key()
+    me_32 = [{"Cookie": f"portcullis_session={c}"} for c in cookies]
+    plans = {
+        "plain": (BARE, [{}]),
+        "bare": (BARE, [{}]),
+        "healthz": (HEALTHZ, [{}]),
+        "me-1": (ME, me_32[:1]),
+        "me-32": (ME, me_32),
+        "key": (BUCKETS, [{"Authorization": f"Bearer {key}"}]),
+    }
 
-    def me(_seq: int, conn: int) -> bytes:
-        return me_requests[conn % len(me_requests)]
+    results: dict[str, list[WrkResult]] = {label: [] for label, _ in TARGETS}
+    with gunicorn(svc, f"{NAME}-plain", workers=WORKERS, threads=THREADS,
+                  app_module="bench.plain_flask:application") as plain_port, \
+            gunicorn(svc, NAME, workers=WORKERS, threads=THREADS,
+                     app_module="bench.wsgi_bare:application") as app_port:
+        ports = {label: plain_port if label == "plain" else app_port for label in plans}
+        _precheck(plain_port, app_port, plans)
 
-    def bare(_seq: int, _conn: int) -> bytes:
-        return bare_request
+        def load(label: str, seconds: int) -> WrkResult:
+            path, headers = plans[label]
+            return wrk(ports[label], path, [dict(h) for h in headers], seconds=seconds,
+                       connections=CONNECTIONS, threads=WRK_THREADS, base=svc.base)
 
-    def ok(status: int, _body: bytes) -> bool:
-        return status == 200
-
-    with gunicorn(svc, NAME, workers=WORKERS, threads=THREADS,
-                  app_module="bench.wsgi_bare:application") as port:
-        _precheck(port, me_requests, bare_request)
-        for build in (bare, me):
-            run_load(port, build, ok, total=WARMUP, concurrency=CONNECTIONS,
-                     time_limit=ROUND_TIME_LIMIT)
-        results: dict[str, list[Load]] = {"bare": [], "me": []}
+        for label in plans:
+            load(label, WARMUP_SECONDS)
         with CpuWatch() as watch:
             for round_no in range(1, ROUNDS + 1):
-                for label, build, total in (("bare", bare, BARE_REQUESTS),
-                                            ("me", me, ME_REQUESTS)):
-                    load = run_load(port, build, ok, total=total, concurrency=CONNECTIONS,
-                                    time_limit=ROUND_TIME_LIMIT)
-                    results[label].append(load)
-                    print(f"[{NAME}] round {round_no} {label:>4}: {load.describe()}",
+                for label, _ in TARGETS:
+                    result = load(label, SECONDS)
+                    results[label].append(result)
+                    print(f"[{NAME}] round {round_no} {label:>7}: {result.describe()}",
                           flush=True)
 
     print(f"[{NAME}] {watch.describe()}", flush=True)
-    bare_ok = sum(r.ok for r in results["bare"])
-    me_ok = sum(r.ok for r in results["me"])
-    bare_rate = bare_ok / sum(r.elapsed for r in results["bare"])
-    me_rate = me_ok / sum(r.elapsed for r in results["me"])
-    errors = sum(r.errors for rs in results.values() for r in rs)
-    print(f"[{NAME}] bare {BARE}: {bare_rate:,.1f} req/s "
-          f"(median round {median([r.rate for r in results['bare']]):,.1f})", flush=True)
-    print(f"[{NAME}] me   {ME}: {me_rate:,.1f} req/s "
-          f"(median round {median([r.rate for r in results['me']]):,.1f})", flush=True)
-    if errors:
-        print(f"[{NAME}] WARNING: {errors} requests failed; only successes are counted",
-              flush=True)
-    return verdict(NAME, me_rate / bare_rate if bare_rate else 0.0, GOAL, "me/bare")
+    return _report(results)
 
 
-def _precheck(port: int, me_requests: list[bytes], bare_request: bytes) -> None:
-    """Both routes answer 200, and /me sees a full session, before anything is timed."""
-    from bench.harness import Connection
+def _report(results: dict[str, list[WrkResult]]) -> bool:
+    """Each round's ratio is against plain Flask in the same round (measured just before),
+    so drift on a shared machine cancels out; the verdict takes the median round."""
+    plain = results["plain"]
+    all_met = True
+    for label, goal in TARGETS:
+        rounds = results[label]
+        rate = median([r.rate for r in rounds])
+        ratio = median([r.rate / p.rate if p.rate else 0.0
+                        for r, p in zip(rounds, plain, strict=True)])
+        p99 = median([r.p99_ms for r in rounds])
+        worst = max(r.p99_ms for r in rounds)
+        bad = sum(r.non_2xx + r.socket_errors for r in rounds)
+        line = (f"[{NAME}] {DESCRIPTIONS[label]:<34} {rate:7,.0f} req/s  ratio {ratio:.3f}  "
+                f"p99 {p99:5.1f} ms (worst {worst:5.1f})")
+        if bad:
+            line += f"  FAILED REQUESTS {bad}"
+        if goal is None:
+            print(line + ("   baseline" if label == "plain" else "   (context)"), flush=True)
+            continue
+        met = ratio >= goal and p99 < P99_GOAL_MS and not bad
+        all_met &= met
+        print(f"{line}   goal >= {goal}, p99 < {P99_GOAL_MS:g} ms   "
+              f"{'MET' if met else 'NOT MET'}", flush=True)
+    return all_met
 
-    conn = Connection(port)
-    try:
-        status, body = conn.request(bare_request)
-        if status != 200 or json.loads(body) != {"ok": True}:
-            raise RuntimeError(f"{BARE} answered {status}: {body[:200]!r}")
-        for raw in me_requests:
-            status, body = conn.request(raw)
-            if status != 200 or json.loads(body).get("session") != "full":
-                raise RuntimeError(f"{ME} answered {status}: {body[:300]!r}")
-    finally:
-        conn.close()
+
+def _precheck(plain_port: int, app_port: int,
+              plans: dict[str, tuple[str, list[dict[str, str]]]]) -> None:
+    """Every target answers 200 with the right body before anything is timed."""
+    for label, (path, headers) in plans.items():
+        conn = Connection(plain_port if label == "plain" else app_port)
+        try:
+            for h in headers:
+                status, body = conn.request(get(path, h))
+                data = json.loads(body) if status == 200 else None
+                good = {
+                    "plain": lambda d: d == {"ok": True},
+                    "bare": lambda d: d == {"ok": True},
+                    "healthz": lambda d: d == {"status": "ok"},
+                    "me-1": lambda d: d.get("session") == "full",
+                    "me-32": lambda d: d.get("session") == "full",
+                    "key": lambda d: len(d.get("items", [])) == BUCKET_COUNT,
+                }[label]
+                if data is None or not good(data):
+                    raise RuntimeError(f"{label} {path} answered {status}: {body[:300]!r}")
+        finally:
+            conn.close()

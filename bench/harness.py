@@ -13,6 +13,7 @@ import shlex
 import shutil
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -516,3 +517,100 @@ def verdict(name: str, ratio: float, goal: float, what: str) -> bool:
     print(f"[{name}] ratio {what} = {ratio:.3f}   goal >= {goal}   "
           f"{'MET' if met else 'NOT MET'}", flush=True)
     return met
+
+
+# --- wrk ----------------------------------------------------------------------------------
+# For throughput against a plain Flask app the load client must cost far less than the
+# server: wrk (C, event loop) does; Debian's package is ``wrk``.
+
+WRK_HINT = "wrk is required: apt-get install wrk (Debian/Ubuntu package 'wrk')"
+
+
+def require_wrk() -> str:
+    path = shutil.which("wrk")
+    if path is None:
+        raise RuntimeError(WRK_HINT)
+    return path
+
+
+# Each request is one of the prebuilt ones, in rotation (one per identity); done() prints
+# one machine-readable line. Latencies are in microseconds.
+_WRK_SCRIPT = r"""
+local headers_list = {%s}
+local requests = {}
+local n = 0
+init = function(args)
+  for i, h in ipairs(headers_list) do
+    requests[i] = wrk.format("GET", "%s", h, nil)
+  end
+end
+request = function()
+  n = n + 1
+  return requests[(n %% #requests) + 1]
+end
+done = function(summary, latency, _requests)
+  local e = summary.errors
+  io.write(string.format(
+    "WRK-RESULT %%d %%d %%d %%d %%d %%d %%d %%d %%d %%d %%d\n",
+    summary.requests, summary.duration, e.status, e.connect, e.read, e.write, e.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max))
+end
+"""
+
+
+@dataclass
+class WrkResult:
+    requests: int
+    seconds: float
+    non_2xx: int
+    socket_errors: int
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+
+    @property
+    def rate(self) -> float:
+        """Successful (2xx/3xx) responses per second."""
+        good = self.requests - self.non_2xx
+        return good / self.seconds if self.seconds > 0 else 0.0
+
+    def describe(self) -> str:
+        bad = (f", non-2xx {self.non_2xx}" if self.non_2xx else "") + (
+            f", socket errors {self.socket_errors}" if self.socket_errors else "")
+        return (f"{self.rate:8,.0f} req/s  p50 {self.p50_ms:6.1f} ms  p99 {self.p99_ms:6.1f} ms"
+                f"  ({self.requests} in {self.seconds:.1f}s{bad})")
+
+
+def _lua_string(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def wrk(port: int, path: str, headers: list[dict[str, str]] | None = None, *,
+        seconds: int, connections: int = 32, threads: int = 2, base: Path) -> WrkResult:
+    """Run wrk against 127.0.0.1:``port``; requests cycle through ``headers`` (one dict per
+    identity; several identities are spread over every connection)."""
+    headers = headers or [{}]
+    for h in headers:
+        h.setdefault("Accept", "application/json")
+        h.setdefault("User-Agent", "portcullis-bench")
+    table = ", ".join("{" + ", ".join(f"[{_lua_string(k)}] = {_lua_string(v)}"
+                                      for k, v in h.items()) + "}" for h in headers)
+    script = base / f"wrk-{uuid.uuid4().hex[:8]}.lua"
+    script.write_text(_WRK_SCRIPT % (table, path))
+    try:
+        out = subprocess.run(
+            [require_wrk(), "-t", str(threads), "-c", str(connections),
+             "-d", f"{seconds}s", "--timeout", "5s", "-s", str(script),
+             f"http://{HOST}:{port}{path}"],
+            capture_output=True, text=True, timeout=seconds + 30, check=True).stdout
+    finally:
+        script.unlink(missing_ok=True)
+    for line in out.splitlines():
+        if line.startswith("WRK-RESULT "):
+            (requests, duration, status, connect, read, write, timeout, p50, p90, p99,
+             top) = (int(v) for v in line.split()[1:])
+            return WrkResult(requests, duration / 1e6, status,
+                             connect + read + write + timeout, p50 / 1e3, p90 / 1e3,
+                             p99 / 1e3, top / 1e3)
+    raise RuntimeError(f"wrk printed no result:\n{out}")

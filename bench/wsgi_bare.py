@@ -1,8 +1,10 @@
-"""The real app plus one trivial route, ``/_bench/bare``, the baseline for ``auth_me``.
+"""The real app plus one trivial route, ``/_bench/bare``, for ``auth_me``.
 
 Served by gunicorn exactly like ``app.wsgi:application`` (same config, same hooks: request
-id, security headers, the default rate limit), so the only difference between the two
-routes measured is what ``GET /api/v1/auth/me`` does itself.
+id, client address, security headers, the default rate limit per client address in Redis),
+so against ``bench.plain_flask`` (the same route in a bare Flask app, same gunicorn config)
+it shows what the front door adds to every request, and against ``GET /api/v1/auth/me``
+what checking a session adds on top.
 """
 
 from flask import jsonify

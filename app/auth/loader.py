@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import threading
+import time
+from collections import OrderedDict
+
 from flask import Flask, Request, g
 
 from app.extensions import login_manager
@@ -12,7 +18,7 @@ from portcullis.accounts.identity import (
     identity_from_operator_key,
     identity_from_session,
 )
-from portcullis.accounts.tokens import verify
+from portcullis.accounts.tokens import SessionClaims, verify
 from portcullis.audit.service import Origin
 
 SESSION_COOKIE = "portcullis_session"
@@ -25,6 +31,59 @@ def request_origin() -> Origin:
     from app.request_context import user_agent
 
     return Origin(getattr(g, "client_ip", None), user_agent())
+
+
+class _VerifiedTokens:
+    """Session JWTs whose signature and claims were verified, with their ``exp``.
+
+    Verifying a JWT (PyJWT: base64, JSON, HMAC, every claim) costs more than the rest of
+    the request loader in Python; a browser sends the same token on every request. A token
+    is cached only after it verified, keyed by its exact text and the key that verified it,
+    and is served from here only until its own ``exp``. The session row is still read on
+    every request: revocation, idle and absolute expiry are the row's to decide.
+    """
+
+    SIZE = 4096
+
+    def __init__(self) -> None:
+        self._tokens: OrderedDict[tuple[str, str], tuple[SessionClaims, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def claims(self, token: str) -> SessionClaims | None:
+        from config import get_settings
+
+        key = (get_settings().JWT_SECRET.get_secret_value(), token)
+        with self._lock:
+            hit = self._tokens.get(key)
+            if hit is not None:
+                self._tokens.move_to_end(key)
+        if hit is not None:
+            claims, expires = hit
+            if time.time() < expires:
+                return claims
+        claims = verify(token)
+        if claims is None:
+            return None
+        expires = _expiry(token)
+        if expires is not None:
+            with self._lock:
+                self._tokens[key] = (claims, expires)
+                while len(self._tokens) > self.SIZE:
+                    self._tokens.popitem(last=False)
+        return claims
+
+
+def _expiry(token: str) -> float | None:
+    """``exp`` of a token that has just verified (so its payload is well formed)."""
+    try:
+        payload = token.split(".")[1]
+        exp = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["exp"]
+        return float(exp)
+    except (IndexError, ValueError, KeyError, TypeError):
+        return None
+
+
+_verified = _VerifiedTokens()
 
 
 def _operator_allowed(request: Request) -> bool:
@@ -48,11 +107,14 @@ def load_identity(request: Request) -> Identity | OperatorIdentity | None:
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         return None
-    claims = verify(token)
+    claims = _verified.claims(token)
     if claims is None:
         return None
     return identity_from_session(claims, request_origin())
 
 
 def init_auth(app: Flask) -> None:
-    login_manager.init_app(app)
+    # What LoginManager.init_app does, minus its after_request hook: that hook maintains
+    # flask-login's "remember me" cookie, which this app never issues (no login_user; the
+    # session is the portcullis_session cookie), so it would only run on every response.
+    app.login_manager = login_manager  # type: ignore[attr-defined]

@@ -6,9 +6,11 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import and_, bindparam, exists, func, select, text, update
 
+from portcullis import secrets_gen
 from portcullis.access_keys import service as access_keys
+from portcullis.access_keys.models import AccessKey
 from portcullis.accounts.models import (
     Membership,
     MemberStatus,
@@ -21,7 +23,13 @@ from portcullis.accounts.tokens import ABSOLUTE_LIFETIME, IDLE_TIMEOUT, SessionC
 from portcullis.alerts import detection
 from portcullis.audit.service import Origin
 from portcullis.db import tenant_session
-from portcullis.db.session import compiled_sql, tenant_cursor
+from portcullis.db.roles import TENANT_SETTING
+from portcullis.db.session import (
+    one_round_trip,
+    owner_steps,
+    prepared,
+    tenant_steps,
+)
 from portcullis.tenants.models import Tenant
 
 TOUCH_EVERY = timedelta(seconds=60)
@@ -90,8 +98,13 @@ def _effective_state(state: SessionState, role: Role, mfa_enabled: bool) -> Sess
     return state
 
 
-# Compiled once to the driver's SQL: the check runs on a raw pipelined cursor.
-_LIVE_SESSION = compiled_sql(
+# Compiled once to the driver's SQL. The check is one statement, sent with its tenant scope
+# in one round trip (``tenant_statement``): the live-session row and, in the same
+# statement, the idle clock's refresh, which writes only when the session is alive by
+# every rule below and was last refreshed a minute or more ago (the clock needs minutes,
+# not milliseconds, so a busy session's row is not rewritten on every request). The SELECT
+# sees the row as it was before that refresh (one snapshot for the whole statement).
+_live = (
     select(UserSession.id, UserSession.state, UserSession.created_at,
            UserSession.last_seen_at, UserSession.expires_at, UserSession.revoked_at,
            UserSession.ip, Membership.role, Membership.status.label("member_status"),
@@ -104,26 +117,39 @@ _LIVE_SESSION = compiled_sql(
            UserSession.user_id == bindparam("user_id"),
            UserSession.tenant_id == bindparam("tenant_id"),
            Membership.tenant_id == bindparam("tenant_id"))
-)
-_TOUCH = compiled_sql(update(UserSession).where(UserSession.id == bindparam("session_id"))
-                      .values(last_seen_at=bindparam("now")))
+).cte("live")
+_touched = (
+    update(UserSession)
+    .where(UserSession.id == bindparam("session_id"),
+           UserSession.tenant_id == bindparam("tenant_id"),
+           UserSession.revoked_at.is_(None),
+           UserSession.expires_at > bindparam("now"),
+           UserSession.created_at > bindparam("absolute_before"),
+           UserSession.last_seen_at > bindparam("idle_before"),
+           UserSession.last_seen_at <= bindparam("touch_before"),
+           exists().where(_live.c.member_status == bindparam("active")))
+    .values(last_seen_at=bindparam("now"))
+    .returning(UserSession.id)
+).cte("touched")
+_LIVE_SESSION = prepared("portcullis_live_session", select(
+    _live, select(func.count()).select_from(_touched).scalar_subquery().label("touched")))
 
 
 def identity_from_session(claims: SessionClaims, origin: Origin) -> Identity | None:
     """The identity behind a live session row, refreshing its idle clock; None if it died."""
     now = datetime.now(UTC)
-    with tenant_cursor(claims.tenant_id) as cur:
-        row = cur.execute(_LIVE_SESSION, {"session_id": claims.session_id,
-                                          "user_id": claims.user_id,
-                                          "tenant_id": claims.tenant_id}).fetchone()
-        if row is None:
-            return None
-        if (row.revoked_at is not None or row.member_status != MemberStatus.active
-                or now >= row.expires_at or now - row.last_seen_at >= IDLE_TIMEOUT
-                or now - row.created_at >= ABSOLUTE_LIFETIME):
-            return None
-        if now - row.last_seen_at >= TOUCH_EVERY:  # the idle clock needs minutes, not ms
-            cur.execute(_TOUCH, {"session_id": row.id, "now": now})
+    rows = one_round_trip(tenant_steps(claims.tenant_id, _LIVE_SESSION, {
+        "session_id": claims.session_id, "user_id": claims.user_id,
+        "tenant_id": claims.tenant_id, "now": now, "touch_before": now - TOUCH_EVERY,
+        "idle_before": now - IDLE_TIMEOUT, "absolute_before": now - ABSOLUTE_LIFETIME,
+        "active": MemberStatus.active.value}))
+    row = rows[0] if rows else None
+    if row is None:
+        return None
+    if (row.revoked_at is not None or row.member_status != MemberStatus.active
+            or now >= row.expires_at or now - row.last_seen_at >= IDLE_TIMEOUT
+            or now - row.created_at >= ABSOLUTE_LIFETIME):
+        return None
     if row.ip and origin.ip and origin.ip != row.ip:
         with tenant_session(claims.tenant_id) as db:
             detection.session_ip_changed(db, claims.tenant_id, row.id, claims.user_id,
@@ -135,7 +161,52 @@ def identity_from_session(claims: SessionClaims, origin: Origin) -> Identity | N
                     name=row.name, tenant_name=row.tenant_name)
 
 
+# An access key, its creator's membership and the tenant, found by the key's digest: the
+# system role names the key's tenant, the app role reads it in that tenant's scope, in one
+# round trip (``owner_scoped_statement``). Outer joins: a key whose creator is gone is still
+# found, so that its use is recorded exactly as before (the slow path below decides).
+_KEY_TENANT = prepared("portcullis_key_tenant", text(
+    f"SELECT set_config('{TENANT_SETTING}', coalesce((SELECT tenant_id::text FROM "  # noqa: S608
+    f"{AccessKey.__tablename__} WHERE key_hash = :key_hash), ''), true)"))
+_LIVE_KEY = prepared("portcullis_live_key", (
+    select(AccessKey.id, AccessKey.tenant_id, AccessKey.created_by_user_id, AccessKey.scopes,
+           AccessKey.revoked_at, AccessKey.expires_at, AccessKey.last_used_at,
+           AccessKey.last_used_ip, Membership.role, Membership.status.label("member_status"),
+           Tenant.status.label("tenant_status"), User.totp_enabled_at)
+    .outerjoin(Membership, and_(Membership.user_id == AccessKey.created_by_user_id,
+                                Membership.tenant_id == AccessKey.tenant_id))
+    .outerjoin(User, User.id == AccessKey.created_by_user_id)
+    .outerjoin(Tenant, Tenant.id == AccessKey.tenant_id)
+    .where(AccessKey.key_hash == bindparam("key_hash"))))
+
+
 def identity_from_access_key(secret: str, origin: Origin) -> Identity | None:
+    """The identity a live key acts as; its use (time, address, the new-IP rule) recorded.
+
+    The common case is one read: the same key used again from its last address within
+    TOUCH_EVERY has nothing new to record (that address is in its seen-IP history, so the
+    new-IP rule cannot fire). Anything else (first use, another address, a minute gone
+    by) takes the full path, which records the use in its own transaction.
+    """
+    if not secret.startswith(access_keys.ACCESS_PREFIX):
+        return None
+    now = datetime.now(UTC)
+    rows = one_round_trip(owner_steps(_KEY_TENANT, _LIVE_KEY,
+                                      {"key_hash": secrets_gen.digest(secret)}))
+    key = rows[0] if rows else None
+    if key is None or key.revoked_at is not None or key.expires_at <= now:
+        return None
+    if (key.last_used_at is None or key.last_used_ip != origin.ip
+            or now - key.last_used_at >= TOUCH_EVERY or key.member_status is None):
+        return _identity_from_access_key_recorded(secret, origin)
+    if key.member_status != MemberStatus.active:
+        return None  # dies with its creator's suspension or removal
+    return Identity(key.tenant_id, key.created_by_user_id, Role(key.role), None,
+                    SessionState.full, key.tenant_status, "access_key",
+                    key.totp_enabled_at is not None, key.id, frozenset(key.scopes))
+
+
+def _identity_from_access_key_recorded(secret: str, origin: Origin) -> Identity | None:
     use = access_keys.authenticate(secret, origin)
     if use is None:
         return None

@@ -7,16 +7,21 @@ row-level security is the second lock.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import psycopg
+import psycopg.errors
 from psycopg.rows import namedtuple_row
 from sqlalchemy import Executable, event, text
 from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import Pool
 
 from portcullis.db.engine import get_engine
 from portcullis.db.roles import APP_ROLE, SYSTEM_ROLE, TENANT_SETTING
@@ -33,8 +38,31 @@ def _scope_transaction(session: Session, _tx: Any, connection: Any) -> None:
     if role is None:
         return
     tenant = session.info.get("tenant_id")
+    raw = connection.connection.driver_connection
+    if (role in (APP_ROLE, SYSTEM_ROLE) and (tenant is None or isinstance(tenant, uuid.UUID))
+            and isinstance(raw, psycopg.Connection)
+            and raw.info.transaction_status == psycopg.pq.TransactionStatus.IDLE):
+        # BEGIN and the scope in one round trip (psycopg would send its BEGIN on its own
+        # first): one simple query, explicit BEGIN, values that are constants or a UUID.
+        # psycopg stays in autocommit mode until the connection goes back to the pool
+        # (_back_to_transactions below); COMMIT and ROLLBACK are sent as usual, as
+        # psycopg decides them by the server's transaction status.
+        raw.autocommit = True
+        connection.exec_driver_sql(
+            f"BEGIN; SELECT set_config('role', '{role}', true), "
+            f"set_config('{TENANT_SETTING}', '{tenant or ''}', true)")
+        return
     connection.execute(_SCOPE, {"role": role, "name": TENANT_SETTING,
                                 "value": str(tenant) if tenant else ""})
+
+
+@event.listens_for(Pool, "checkin")
+def _back_to_transactions(dbapi_connection: Any, _record: Any) -> None:
+    """Every pooled connection is handed out in psycopg's default (non-autocommit) mode."""
+    if (isinstance(dbapi_connection, psycopg.Connection) and dbapi_connection.autocommit
+            and not (dbapi_connection.closed or dbapi_connection.broken)
+            and dbapi_connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE):
+        dbapi_connection.autocommit = False
 
 
 @contextmanager
@@ -78,10 +106,10 @@ _SCOPE_SQL = compiled_sql(_SCOPE)  # the same scope, for the raw cursor
 def tenant_cursor(tenant_id: uuid.UUID) -> Iterator[psycopg.Cursor[Any]]:
     """A psycopg cursor in one pipelined transaction, scoped exactly like ``tenant_session``.
 
-    For the per-request identity check only, the hottest query in the system: the implicit
-    BEGIN, the scope and the first query leave in one round trip and COMMIT in another,
-    where an ORM session takes four. Rows are named tuples. A lost or timed-out database
-    is DependencyUnavailable (a 503), as it is through SQLAlchemy.
+    The implicit BEGIN, the scope and the first query leave in one round trip and COMMIT in
+    another. Rows are named tuples. A lost or timed-out database is DependencyUnavailable
+    (a 503), as it is through SQLAlchemy. (The per-request identity checks use
+    ``one_round_trip``.)
     """
     from workers.errors import DependencyUnavailable
 
@@ -100,3 +128,133 @@ def tenant_cursor(tenant_id: uuid.UUID) -> Iterator[psycopg.Cursor[Any]]:
                 connection.invalidate()
             raise DependencyUnavailable("database", type(exc).__name__) from exc
         # Any other exception: returning the connection to the pool rolls it back.
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A statement that ``one_round_trip`` prepares by name on each connection running it
+    (on that connection's first use), so PostgreSQL plans it once per connection instead of
+    on every request."""
+
+    name: str
+    sql: str
+    params: tuple[str, ...]  # bind names in $1, $2, ... order
+
+
+def prepared(name: str, statement: Executable) -> Prepared:
+    compiled = statement.compile(dialect=psycopg_dialect(paramstyle="numeric_dollar"))
+    return Prepared(name, str(compiled), tuple(compiled.positiontup or ()))
+
+
+_PLAIN_TEXT = re.compile(r"[A-Za-z0-9_.:-]*")
+
+
+def _literal(value: object) -> str:
+    """A parameter as an SQL literal, for the few types the identity checks bind. Built
+    from typed values only (a UUID, an aware datetime, bytes as hex, our own constants),
+    so nothing a client sent is ever pasted as text."""
+    if isinstance(value, uuid.UUID):
+        return f"'{value}'::uuid"
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return f"'{value.isoformat()}'::timestamptz"
+    if isinstance(value, bytes):
+        return f"decode('{value.hex()}', 'hex')"
+    if isinstance(value, str) and _PLAIN_TEXT.fullmatch(value):
+        return f"'{value}'"
+    raise TypeError(f"no literal for {type(value).__name__} in a prepared identity check")
+
+
+def _execute(statement: Prepared, params: dict[str, Any]) -> str:
+    args = ", ".join(_literal(params[name]) for name in statement.params)
+    return f"EXECUTE {statement.name}({args})" if args else f"EXECUTE {statement.name}"
+
+
+Step = tuple[Prepared, dict[str, Any]]
+
+
+def one_round_trip(steps: list[Step]) -> list[Any]:
+    """The rows of the last of ``steps`` (prepared statements and their parameters), all
+    sent as one simple query: one round trip, no planning after a connection's first use.
+
+    PostgreSQL runs the statements of one simple query as one implicit transaction: a
+    ``set_config(..., true)`` (SET LOCAL) in an early step lasts until the last has run, and
+    an error anywhere rolls all of it back. A statement that is not prepared on this
+    connection yet is prepared in the same message. A lost or timed-out database is
+    DependencyUnavailable (a 503).
+    """
+    from workers.errors import DependencyUnavailable
+
+    with get_engine().connect() as connection:
+        known: set[str] = connection.connection.info.setdefault("portcullis_prepared", set())
+        raw = connection.connection.driver_connection
+        try:
+            raw.autocommit = True  # no BEGIN round trip: the message is its own transaction
+            try:
+                for attempt in (1, 2):
+                    new = list(dict.fromkeys(s.name for s, _ in steps if s.name not in known))
+                    by_name = {s.name: s for s, _ in steps}
+                    script = "; ".join(
+                        [*(f"PREPARE {n} AS {by_name[n].sql}" for n in new),
+                         *(_execute(s, p) for s, p in steps)])
+                    try:
+                        with raw.cursor(row_factory=namedtuple_row) as cur:
+                            cur.execute(script.encode())
+                            while cur.nextset():
+                                pass
+                            rows = cur.fetchall()
+                        known.update(new)
+                        return rows
+                    except (psycopg.errors.InvalidSqlStatementName,
+                            psycopg.errors.DuplicatePreparedStatement,
+                            psycopg.errors.FeatureNotSupported):
+                        # Deallocated meanwhile (psycopg's rollback clears every prepared
+                        # statement), prepared by a run whose answer was lost, or planned
+                        # before a migration changed a column's type: prepare ours afresh.
+                        if attempt == 2:
+                            raise
+                        _forget(raw, {s.name for s, _ in steps})
+                        known.difference_update(s.name for s, _ in steps)
+                raise AssertionError("unreachable")
+            finally:
+                if not (raw.broken or raw.closed):
+                    raw.autocommit = False
+        except psycopg.OperationalError as exc:
+            if raw.broken or raw.closed:
+                connection.invalidate()
+            raise DependencyUnavailable("database", type(exc).__name__) from exc
+
+
+def _forget(raw: psycopg.Connection[Any], names: set[str]) -> None:
+    with raw.cursor() as cur:
+        cur.execute("SELECT name FROM pg_prepared_statements WHERE name = ANY(%s)",
+                    [list(names)])
+        for (name,) in cur.fetchall():
+            cur.execute(f"DEALLOCATE {name}")  # one of our own constant names
+
+
+_SCOPE_PREPARED = prepared("portcullis_scope", _SCOPE)
+
+
+def tenant_steps(tenant_id: uuid.UUID, statement: Prepared,
+                 params: dict[str, Any]) -> list[Step]:
+    """``statement`` in ``tenant_id``'s scope, for ``one_round_trip``: the same scope as
+    ``tenant_session`` (``SET LOCAL ROLE portcullis_app`` and the tenant)."""
+    if not isinstance(tenant_id, uuid.UUID):
+        raise TypeError("tenant_id must be a UUID from a verified identity")
+    return [(_SCOPE_PREPARED, {"role": APP_ROLE, "name": TENANT_SETTING,
+                               "value": str(tenant_id)}), (statement, params)]
+
+
+_SET_ROLE = prepared("portcullis_set_role", text("SELECT set_config('role', :role, true)"))
+
+
+def owner_steps(tenant_lookup: Prepared, statement: Prepared,
+                params: dict[str, Any]) -> list[Step]:
+    """``statement`` in the scope of the tenant that ``tenant_lookup`` sets, for
+    ``one_round_trip``: for a credential whose tenant is not known yet (an access key's
+    digest), what ``accounts.lookup`` (a system session) and then ``tenant_session`` do,
+    in one transaction. ``tenant_lookup`` runs as the system role and must set
+    ``app.tenant_id`` to the one tenant it finds, or to '' (then the app role sees
+    nothing)."""
+    return [(_SET_ROLE, {"role": SYSTEM_ROLE}), (tenant_lookup, params),
+            (_SET_ROLE, {"role": APP_ROLE}), (statement, params)]
