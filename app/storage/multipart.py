@@ -31,8 +31,12 @@ READ_SIZE = 16 * 1024
 # bounds a part's headers, the preamble and the epilogue.
 DECODER_BUFFER = 4 * READ_SIZE
 MAX_PARTS = 8
-# RFC 2046 §5.1.1: 1 to 70 characters from this set, not ending in a space.
-_BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
+# RFC 2046 §5.1.1's characters, not ending in a space. The RFC asks for at most 70 of them,
+# but real senders exceed it (werkzeug's own test client makes up to ~72), and a longer one
+# costs the decoder nothing; 200 is the bound.
+MAX_BOUNDARY = 200
+_BOUNDARY = re.compile(
+    rf"[0-9A-Za-z'()+_,\-./:=? ]{{0,{MAX_BOUNDARY - 1}}}[0-9A-Za-z'()+_,\-./:=?]")
 
 
 def malformed(detail: str, loc: list[str] | None = None) -> Problem:
@@ -45,8 +49,9 @@ def boundary_of(params: dict[str, str]) -> bytes:
     """The Content-Type's boundary, if RFC 2046 allows it (the decoder trusts it)."""
     boundary = params.get("boundary", "")
     if not _BOUNDARY.fullmatch(boundary):
-        raise malformed("Content-Type multipart/form-data needs a boundary of 1 to 70 "
-                        "characters (RFC 2046).", ["header", "Content-Type"])
+        raise malformed(f"Content-Type multipart/form-data needs a boundary of 1 to "
+                        f"{MAX_BOUNDARY} characters (RFC 2046's set).",
+                        ["header", "Content-Type"])
     return boundary.encode("ascii")
 
 

@@ -57,7 +57,7 @@ def test_a_crash_in_a_credential_view_ships_no_credential(
 
     case = CASES[name]
     password = "Pw-" + secrets.token_urlsafe(18)
-    token = "Tk-" + secrets.token_urlsafe(24)
+    token = secrets.token_urlsafe(32)
     authorization = "Bearer opaque-" + secrets.token_hex(16)
     logged_in = make_session(make_member(make_tenant(), Role.viewonly))
 
