@@ -88,7 +88,7 @@ def _id_fields(schema: dict[str, Any], components: dict[str, Any],
     """(field name, JSON pointer) of every id in a response, and in a list's first item."""
     found = []
     for name, prop in _resolve(schema, components).get("properties", {}).items():
-        if name == "id" or name.endswith("_id"):
+        if name == "id" or name.endswith("_id") or (name == "token" and not pointer):
             found.append((name, f"{pointer}/{name}"))
         elif name == "items" and not pointer and prop.get("type") == "array":
             found += _id_fields(prop.get("items", {}), components, "/items/0")
@@ -112,7 +112,9 @@ def _add_links(paths: dict[str, Any], components: dict[str, Any]) -> None:
         last = path.rstrip("/").rsplit("/", 1)[-1]
         links: dict[str, Any] = {}
         for name, pointer in _id_fields(schema, components):
-            if name == "id":
+            if name == "token":
+                prefixes = {"/s/{"}  # a share link's token leads to its download
+            elif name == "id":
                 if last.startswith("{"):
                     continue  # the object this route already names
                 prefixes = {f"{path}/{{", f"/api/v1/{last}/{{"}

@@ -102,6 +102,8 @@ class LinkIn(RequestModel):
 class LinkOut(ResponseModel):
     id: uuid.UUID
     url: str
+    token: str = Field(description="The token at the end of `url` (shown once, like it), so "
+                                   "a client or a stateful test can call `GET /s/{token}`.")
     expires_at: datetime
 
 
@@ -239,6 +241,7 @@ def create_link(file_id: uuid.UUID) -> ResponseReturnValue:
     body = parse_body(LinkIn) if request.content_length else LinkIn()
     new = links.create_for_file(caller, file_id, body.expires_in)
     return jsonify({"id": str(new.link.id), "url": new.url,
+                    "token": new.url.rsplit("/", 1)[-1],
                     "expires_at": new.link.expires_at.isoformat()}), 201
 
 

@@ -84,6 +84,10 @@ def test_links_lead_from_each_created_id_to_the_routes_taking_it(client: FlaskCl
     assert _link(document, "/api/v1/files/{file_id}/links", "post",
                  "storage_revoke_link_delete")["parameters"] == {
         "link_id": "$response.body#/id"}
+    download = next(link for link in document["paths"]["/api/v1/files/{file_id}/links"]
+                    ["post"]["responses"]["201"]["links"].values()
+                    if link["parameters"] == {"token": "$response.body#/token"})
+    assert download["operationId"] == document["paths"]["/s/{token}"]["get"]["operationId"]
     assert _link(document, "/api/v1/buckets/{bucket_id}/files", "get",
                  "storage_create_link_post")["parameters"] == {
         "file_id": "$response.body#/items/0/id"}

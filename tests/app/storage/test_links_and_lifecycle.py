@@ -81,6 +81,7 @@ def _link(app: Flask, who: LoggedIn, file_id: str, **body: object) -> dict:
 def test_link_url_reveals_nothing_about_storage(app: Flask, shared: Shared) -> None:
     link = _link(app, shared.admin, shared.file_id)
     url = link["url"]
+    assert url.endswith(f"/s/{link['token']}")  # the token field is the url's own token
     settings = get_settings()
     with system_session() as db:
         bucket_name = db.scalar(select(Bucket.name).where(
