@@ -7,6 +7,7 @@ from typing import Any
 from flask import Flask
 from flask.sessions import SessionInterface, SessionMixin
 
+import portcullis.models  # noqa: F401 - every table, so foreign keys resolve
 from config import Settings, get_settings
 from portcullis.observability import configure_logging, configure_sentry
 

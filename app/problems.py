@@ -10,8 +10,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
-from portcullis.errors import DomainError
-from workers.errors import DependencyUnavailable
+from portcullis.errors import DependencyUnavailable, DomainError
 
 log = logging.getLogger(__name__)
 

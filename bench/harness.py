@@ -69,7 +69,7 @@ class Services:
 @contextlib.contextmanager
 def services() -> Iterator[Services]:
     from config import get_settings
-    from portcullis.devstack.stack import LocalStack
+    from devstack.stack import LocalStack
 
     # Not under a private (0700) temp tree: the servers run as an unprivileged account.
     base = Path(tempfile.mkdtemp(prefix="portcullis-bench-"))
@@ -81,8 +81,8 @@ def services() -> Iterator[Services]:
         os.environ.update(stack.env())
         os.environ.update(BENCH_ENV)
         get_settings.cache_clear()
+        from portcullis.clients.object_store import ObjectStore
         from portcullis.migrations import upgrade
-        from workers.storage import ObjectStore
 
         upgrade()
         ObjectStore.from_settings(get_settings()).ensure_buckets()
@@ -191,7 +191,7 @@ def web_command(app_module: str | None = None) -> list[str]:
 def gunicorn(svc: Services, name: str, *, workers: int, threads: int,
              app_module: str | None = None) -> Iterator[int]:
     """Run the web process on a free port; yields the port, stops it afterwards."""
-    from portcullis.devstack.process import ServiceProcess
+    from devstack.process import ServiceProcess
 
     port = free_port()
     env = dict(os.environ)

@@ -13,7 +13,7 @@ exactly the limit is accepted, so the default stays).
 Throughput: every file of a size is posted (2 client connections) as fast as the server takes
 them; the clock runs from the first POST until the last upload is ``clean``, taken from the
 upload row's ``finished_at`` (same machine clock; the API is polled every 0.25 s only to learn
-when all are done). Baseline, same run: ``workers.clamd.ClamdClient.scan_stream`` on 2
+when all are done). Baseline, same run: ``portcullis.clients.clamd.ClamdClient.scan_stream`` on 2
 threads (the worker's concurrency). clamd keeps a cache of clean files (by hash), so a second
 scan of the same bytes is nearly free: the baseline that counts scans, just before the
 pipeline, a twin set made the same way (same sizes, types and count, other random bytes),
@@ -208,7 +208,7 @@ def make_bucket(port: int, cookie: str, csrf: str) -> str:
 def clamd_seconds(files: list[Sample]) -> float:
     """Seconds for raw INSTREAM scans of every file on WORKER_CONCURRENCY threads."""
     from config import get_settings
-    from workers.clamd import ClamdClient
+    from portcullis.clients.clamd import ClamdClient
 
     client = ClamdClient.from_settings(get_settings())
 

@@ -37,3 +37,16 @@ class Conflict(DomainError):
 
 class Gone(DomainError):
     status = 410
+
+
+class DependencyUnavailable(Exception):
+    """A dependency (database, Redis, S3, clamd, SMTP, SIEM, SFTPGo) cannot be reached in time.
+
+    The front door maps it to 503 ``dependency_unavailable``; tasks retry it with backoff.
+    Messages name the dependency, never a URL with credentials.
+    """
+
+    def __init__(self, dependency: str, detail: str = "") -> None:
+        self.dependency = dependency
+        self.detail = detail
+        super().__init__(f"{dependency} is unavailable" + (f": {detail}" if detail else ""))

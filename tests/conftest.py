@@ -15,8 +15,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+import portcullis.models  # noqa: F401 - every table, so foreign keys resolve
 from config import get_settings
-from portcullis.devstack.stack import LocalStack
+from devstack.stack import LocalStack
 from tests.support.worker import CeleryProcess, start_beat, start_worker
 
 TEST_ENV = {
@@ -41,8 +42,8 @@ def stack() -> Iterator[LocalStack]:
     os.environ.update(local.env())
     os.environ.update(TEST_ENV)
     get_settings.cache_clear()
+    from portcullis.clients.object_store import ObjectStore
     from portcullis.migrations import upgrade
-    from workers.storage import ObjectStore
 
     upgrade()
     ObjectStore.from_settings(get_settings()).ensure_buckets()

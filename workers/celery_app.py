@@ -15,17 +15,13 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_process_init
-from kombu import Exchange, Queue
+from celery.signals import beat_init, celeryd_init, worker_process_init
 
+import portcullis.models  # noqa: F401 - every table, so foreign keys resolve
 from config import Settings, get_settings
+from portcullis.jobs.queue import transport_config
 from portcullis.observability import configure_logging, configure_sentry
 from workers.broker import install as install_broker_fix
-
-QUEUES = ("default", "scan", "sftp", "billing", "alerts", "email", "exports")
-
-# Task name prefix → queue. Task modules are named after their queue.
-ROUTES = {f"tasks.{queue}.*": {"queue": queue} for queue in QUEUES if queue != "default"}
 
 TASK_MODULES = [
     "tasks.maintenance", "tasks.email", "tasks.alerts", "tasks.exports", "tasks.scan",
@@ -36,14 +32,8 @@ LONGEST_TASK_SECONDS = 3600
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
-    visibility = max(settings.BROKER_VISIBILITY_TIMEOUT, 10)
     return {
-        "broker_url": settings.CELERY_BROKER_URL,
-        "result_backend": settings.REDIS_URL,
-        "result_expires": 86400,
-        "task_serializer": "json",
-        "result_serializer": "json",
-        "accept_content": ["json"],
+        **transport_config(settings),
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "task_acks_on_failure_or_timeout": True,
@@ -54,20 +44,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_hijack_root_logger": False,
         "task_soft_time_limit": 240,
         "task_time_limit": 300,
-        "task_default_queue": "default",
-        "task_queues": [Queue(q, Exchange(q), routing_key=q) for q in QUEUES],
-        "task_routes": ROUTES,
         "task_track_started": True,
-        "broker_connection_retry_on_startup": True,
-        "broker_transport_options": {
-            "visibility_timeout": visibility,
-            "socket_connect_timeout": 3,
-            "socket_timeout": 10,
-            "retry_on_timeout": True,
-        },
-        "result_backend_transport_options": {"socket_connect_timeout": 3, "socket_timeout": 10},
-        "task_publish_retry_policy": {"max_retries": 2, "interval_start": 0.1,
-                                      "interval_step": 0.5, "interval_max": 1},
         "imports": TASK_MODULES,
         # Beat: celery-redbeat keeps the schedule in Redis and holds a lock, so a second
         # beat waits instead of sending every entry twice; workers.beat makes it survive a
@@ -87,6 +64,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 
 def create_celery(settings: Settings | None = None) -> Celery:
     settings = settings or get_settings()
+    install_broker_fix()
     app = Celery("portcullis")
     app.conf.update(celery_config(settings))
     from beat_schedule import beat_schedule
@@ -97,10 +75,20 @@ def create_celery(settings: Settings | None = None) -> Celery:
     return app
 
 
-configure_logging()
-configure_sentry("worker")
-install_broker_fix()
 celery_app = create_celery()
+
+
+@celeryd_init.connect
+def _configure_worker(**_: Any) -> None:
+    """Logging and Sentry for a worker, when a worker starts (never on import)."""
+    configure_logging()
+    configure_sentry("worker")
+
+
+@beat_init.connect
+def _configure_beat(**_: Any) -> None:
+    configure_logging()
+    configure_sentry("beat")
 
 
 @worker_process_init.connect

@@ -21,10 +21,10 @@ from celery import Task
 from celery.exceptions import Retry, SoftTimeLimitExceeded
 
 from config import get_settings
+from portcullis.errors import DependencyUnavailable
 from portcullis.jobs import service as jobs
 from portcullis.jobs.service import ClaimedJob
 from workers.celery_app import celery_app
-from workers.errors import DependencyUnavailable
 
 log = logging.getLogger(__name__)
 

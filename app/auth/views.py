@@ -34,9 +34,8 @@ from portcullis.accounts.sessions import IssuedSession
 from portcullis.accounts.tokens import ABSOLUTE_LIFETIME
 from portcullis.audit.service import Target
 from portcullis.db import tenant_session
-from portcullis.errors import NotFound
+from portcullis.errors import DependencyUnavailable, NotFound
 from portcullis.redaction import keyed_digest
-from workers.errors import DependencyUnavailable
 
 bp = Blueprint("auth", __name__, url_prefix="/api/v1/auth")
 

@@ -39,13 +39,13 @@ def redis_ping() -> bool:
 
 
 def clamd() -> bool:
-    from workers.clamd import ClamdClient
+    from portcullis.clients.clamd import ClamdClient
 
     return ClamdClient.from_settings(get_settings()).ping()
 
 
 def storage() -> bool:
-    from workers.storage import ObjectStore
+    from portcullis.clients.object_store import ObjectStore
 
     return ObjectStore.from_settings(get_settings()).ping()
 

@@ -11,9 +11,8 @@ from flask.typing import ResponseReturnValue
 
 from app.api.registry import PUBLIC, operation
 from config import get_settings
-from portcullis.errors import NotFound
+from portcullis.errors import DependencyUnavailable, NotFound
 from portcullis.links import service as links
-from workers.errors import DependencyUnavailable
 
 log = logging.getLogger(__name__)
 bp = Blueprint("links", __name__)
@@ -42,7 +41,7 @@ def _canonical(token: str) -> bool:
 def download(token: str) -> ResponseReturnValue:
     """The object is opened and its first chunk read before any header is sent: a storage
     outage is a 503 problem here, never gunicorn's bare 500 (which logs the URL)."""
-    from workers.storage import ObjectNotFound, ObjectStore
+    from portcullis.clients.object_store import ObjectNotFound, ObjectStore
 
     if not _canonical(token):
         raise NotFound("link")

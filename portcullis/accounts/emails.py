@@ -27,10 +27,10 @@ from portcullis.accounts import email_tokens
 from portcullis.accounts.models import Invitation, TokenPurpose, User
 from portcullis.accounts.notifications import AccountEmail
 from portcullis.db import tenant_session
+from portcullis.errors import DependencyUnavailable
 from portcullis.redaction import keyed_digest
 from portcullis.redis_client import get_redis
 from portcullis.tenants.models import Tenant
-from workers.errors import DependencyUnavailable
 
 # Sent because someone named an address (signup, resend, forgot, invitations): capped.
 PER_RECIPIENT = frozenset({AccountEmail.verify_email, AccountEmail.reset_password,
@@ -164,7 +164,7 @@ def _recipient(tenant_id: uuid.UUID, kind: AccountEmail, args: dict[str, Any]) -
 
 
 def deliver(tenant_id: uuid.UUID, args: dict[str, Any], job_id: uuid.UUID) -> dict[str, Any]:
-    from workers.mailer import Mailer
+    from portcullis.clients.smtp import Mailer
 
     kind = AccountEmail(args["email"])
     if kind in PER_RECIPIENT:

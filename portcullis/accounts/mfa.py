@@ -27,13 +27,18 @@ from portcullis.accounts import passwords, sessions, totp
 from portcullis.accounts.audit import record, user_actor
 from portcullis.accounts.models import RecoveryCode, SessionState, User, UserSession
 from portcullis.accounts.notifications import AccountEmail, queue
-from portcullis.accounts.secretbox import open_sealed, seal
 from portcullis.alerts import detection
 from portcullis.audit.service import Origin, Target
 from portcullis.db import tenant_session
-from portcullis.errors import Conflict, DomainError, Forbidden, Unauthenticated
+from portcullis.errors import (
+    Conflict,
+    DependencyUnavailable,
+    DomainError,
+    Forbidden,
+    Unauthenticated,
+)
 from portcullis.redis_client import get_redis
-from workers.errors import DependencyUnavailable
+from portcullis.secretbox import open_sealed, seal
 
 log = logging.getLogger(__name__)
 

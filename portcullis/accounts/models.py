@@ -9,18 +9,8 @@ from enum import StrEnum
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from portcullis.callers import Role  # noqa: F401 - the column type, re-exported
 from portcullis.db.base import Base, created_at, uuid_pk
-
-
-class Role(StrEnum):
-    admin = "admin"
-    manager = "manager"
-    staff = "staff"
-    viewonly = "viewonly"
-
-    @property
-    def rank(self) -> int:
-        return {"admin": 4, "manager": 3, "staff": 2, "viewonly": 1}[self.value]
 
 
 class MemberStatus(StrEnum):
@@ -44,7 +34,7 @@ class User(Base):
     password_hash: Mapped[str | None] = mapped_column(String(100))
     email_verified_at: Mapped[datetime | None]
     password_changed_at: Mapped[datetime | None]
-    # TOTP secrets are encrypted at rest (portcullis.accounts.secretbox).
+    # TOTP secrets are encrypted at rest (portcullis.secretbox).
     totp_secret: Mapped[bytes | None] = mapped_column(LargeBinary)
     totp_pending_secret: Mapped[bytes | None] = mapped_column(LargeBinary)
     totp_enabled_at: Mapped[datetime | None]

@@ -102,8 +102,8 @@ def _audit_outcome(db: Session, alert: Alert, action: str, details: dict[str, An
 
 def deliver(alert_id: uuid.UUID) -> str:
     """One delivery attempt; returns the alert's status afterwards."""
-    from workers.errors import DependencyUnavailable
-    from workers.siem import SiemClient, SiemRejected
+    from portcullis.clients.siem import SiemClient, SiemRejected
+    from portcullis.errors import DependencyUnavailable
 
     claimed = _claim(alert_id)
     if claimed is None:

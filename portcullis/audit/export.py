@@ -213,10 +213,10 @@ def run(tenant_id: uuid.UUID, job_id: uuid.UUID, args: dict[str, Any],
         progress: Callable[[int], None]) -> dict[str, Any]:
     """The export job: rows → temporary file → storage (encrypted) → share link."""
     from config import get_settings
+    from portcullis.clients.object_store import ObjectStore
     from portcullis.db import tenant_session
     from portcullis.jobs.results import sealed
     from portcullis.links import service as links
-    from workers.storage import ObjectStore
 
     since = datetime.fromisoformat(args["since"])
     until = datetime.fromisoformat(args["until"])

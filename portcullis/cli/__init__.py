@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+import portcullis.models  # noqa: F401 - every table, so foreign keys resolve
 from portcullis.cli.audit import audit
 from portcullis.cli.db import db
 from portcullis.cli.jobs import jobs

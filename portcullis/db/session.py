@@ -67,8 +67,6 @@ def _back_to_transactions(dbapi_connection: Any, _record: Any) -> None:
 
 @contextmanager
 def _unit_of_work(role: str, tenant_id: uuid.UUID | None) -> Iterator[Session]:
-    import portcullis.models  # noqa: F401 - mappers need every table their foreign keys name
-
     session = _factory(bind=get_engine())
     session.info["role"] = role
     session.info["tenant_id"] = tenant_id
@@ -111,7 +109,7 @@ def tenant_cursor(tenant_id: uuid.UUID) -> Iterator[psycopg.Cursor[Any]]:
     (a 503), as it is through SQLAlchemy. (The per-request identity checks use
     ``one_round_trip``.)
     """
-    from workers.errors import DependencyUnavailable
+    from portcullis.errors import DependencyUnavailable
 
     if not isinstance(tenant_id, uuid.UUID):
         raise TypeError("tenant_id must be a UUID from a verified identity")
@@ -182,7 +180,7 @@ def one_round_trip(steps: list[Step]) -> list[Any]:
     connection yet is prepared in the same message. A lost or timed-out database is
     DependencyUnavailable (a 503).
     """
-    from workers.errors import DependencyUnavailable
+    from portcullis.errors import DependencyUnavailable
 
     with get_engine().connect() as connection:
         known: set[str] = connection.connection.info.setdefault("portcullis_prepared", set())

@@ -12,6 +12,8 @@ import uuid
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from portcullis.jobs.queue import producer
+
 log = logging.getLogger(__name__)
 _PENDING = "pending_task_sends"
 
@@ -23,10 +25,8 @@ def send_after_commit(session: Session, task_name: str, object_id: uuid.UUID) ->
 
 def send_now(task_name: str, job_id: str) -> bool:
     """Publish one message; False (logged, not raised) when the broker is unreachable."""
-    from workers.celery_app import celery_app
-
     try:
-        celery_app.send_task(task_name, args=[job_id], retry=True,
+        producer().send_task(task_name, args=[job_id], retry=True,
                              retry_policy={"max_retries": 1, "interval_start": 0.2})
     except Exception as exc:  # noqa: BLE001 - any broker failure leaves the job for the sweeper
         log.warning("job %s not sent (%s); the sweeper will resend it", job_id,

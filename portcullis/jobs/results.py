@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from portcullis.accounts.secretbox import open_sealed, seal
+from portcullis.secretbox import open_sealed, seal
 
 _MARK = "$sealed"
 _PURPOSE = b"job-result"

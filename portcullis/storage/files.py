@@ -43,7 +43,7 @@ def file_for(db: Session, caller: Caller, file_id: uuid.UUID, need: str = "read"
 
 def _remove(db: Session, tenant_id: uuid.UUID, file: File, actor: Actor, origin: Origin,
             reason: str) -> None:
-    from workers.storage import ObjectStore
+    from portcullis.clients.object_store import ObjectStore
 
     settings = get_settings()
     # The object goes first: a retry after a crash finds the row and deletes again (idempotent).

@@ -45,7 +45,7 @@ def check_type(raw_filename: str | None, declared: str) -> str:
 
 def receive(caller: Caller, bucket_id: uuid.UUID, filename: str, declared: str,
             chunks: Iterable[bytes], source: str = "api") -> Upload:
-    from workers.storage import ObjectStore
+    from portcullis.clients.object_store import ObjectStore
 
     settings = get_settings()
     limit = settings.UPLOAD_MAX_BYTES

@@ -85,9 +85,9 @@ def _finish(tenant_id: uuid.UUID, upload: Upload, status: UploadStatus, reason: 
 
 def scan_upload(tenant_id: uuid.UUID, upload_id: uuid.UUID,
                 progress: Callable[[int], None]) -> dict[str, Any]:
-    from workers.clamd import ClamdClient
-    from workers.errors import DependencyUnavailable
-    from workers.storage import ObjectNotFound, ObjectStore
+    from portcullis.clients.clamd import ClamdClient
+    from portcullis.clients.object_store import ObjectNotFound, ObjectStore
+    from portcullis.errors import DependencyUnavailable
 
     settings = get_settings()
     store = ObjectStore.from_settings(settings)
@@ -185,8 +185,8 @@ def scan_gave_up(tenant_id: uuid.UUID | None, args: dict[str, Any]) -> None:
     """A scan that can never finish (retries spent, workers lost, an unexpected error) ends
     ``rejected`` with reason ``scan_failed``: never clean without a verdict, never stuck in
     ``scanning``. The quarantined object goes too, if storage answers."""
-    from workers.errors import DependencyUnavailable
-    from workers.storage import ObjectStore, StorageError
+    from portcullis.clients.object_store import ObjectStore, StorageError
+    from portcullis.errors import DependencyUnavailable
 
     assert tenant_id is not None
     with tenant_session(tenant_id) as db:

@@ -15,12 +15,12 @@ import httpx
 import pytest
 
 from config import get_settings
+from devstack.process import ServiceProcess
+from portcullis.clients.object_store import ObjectStore
 from portcullis.db import tenant_session
-from portcullis.devstack.process import ServiceProcess
 from portcullis.links import service as links
 from tests.support.factories import make_tenant
 from tests.support.web import start_web
-from workers.storage import ObjectStore
 
 pytestmark = pytest.mark.usefixtures("stack")
 

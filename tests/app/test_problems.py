@@ -9,7 +9,7 @@ from flask.testing import FlaskClient
 from app import create_app
 from app.problems import PROBLEM_MIME, Problem
 from app.validation import RequestModel, parse_body
-from workers.errors import DependencyUnavailable
+from portcullis.errors import DependencyUnavailable
 
 SECURITY_HEADERS = {
     "Strict-Transport-Security": "max-age=63072000; includeSubDomains",

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from portcullis.devstack.process import ServiceProcess
+from devstack.process import ServiceProcess
 from tests.support.web import procfile, start_web
 
 pytestmark = pytest.mark.usefixtures("stack")

@@ -14,9 +14,9 @@ from flask.testing import FlaskClient
 from portcullis.accounts import totp
 from portcullis.accounts.models import Membership, Role, SessionState, User, UserSession
 from portcullis.accounts.passwords import hash_password
-from portcullis.accounts.secretbox import seal
 from portcullis.accounts.tokens import ABSOLUTE_LIFETIME, SessionClaims, csrf_token, issue
 from portcullis.db import tenant_session
+from portcullis.secretbox import seal
 from portcullis.tenants.models import Tenant
 
 PASSWORD = "correct horse battery staple 42"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from email.message import EmailMessage
 
-from portcullis.devstack.stack import LocalStack
+from devstack.stack import LocalStack
 
 _TOKEN = re.compile(r"/(verify-email|accept-invitation|reset-password)\?token=([A-Za-z0-9_-]+)")
 

@@ -23,8 +23,8 @@ from PIL import Image, PngImagePlugin
 from sqlalchemy import select
 from werkzeug.test import TestResponse
 
+from devstack.clamd import EICAR, MARKER
 from portcullis.db import system_session
-from portcullis.devstack.clamd import EICAR, MARKER
 from portcullis.storage.models import File, Upload
 from tests.support.factories import LoggedIn
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from workers.errors import DependencyUnavailable
+from portcullis.errors import DependencyUnavailable
 from workers.job_runner import JobContext, JobFailed, job_task
 
 

@@ -7,7 +7,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from portcullis.devstack.process import ServiceProcess, free_port, port_open
+from devstack.process import ServiceProcess, free_port, port_open
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,12 +11,13 @@ import sys
 import time
 from pathlib import Path
 
-from portcullis.devstack.process import ServiceProcess
+from devstack.process import ServiceProcess
+from portcullis.jobs.queue import QUEUES
 from workers.liveness import ENV as LIVENESS_ENV
 from workers.liveness import is_live
 
 ROOT = Path(__file__).resolve().parents[2]
-ALL_QUEUES = "default,scan,sftp,billing,alerts,email,exports"
+ALL_QUEUES = ",".join(QUEUES)
 
 
 def celery_env(extra: dict[str, str] | None = None) -> dict[str, str]:

@@ -19,6 +19,8 @@ from flask import Flask
 from sqlalchemy import select, update
 
 from config import get_settings
+from devstack.siem_receiver import SiemReceiver, verify_signature
+from devstack.stack import LocalStack
 from portcullis.access_keys.service import create_operator_key
 from portcullis.alerts import service
 from portcullis.alerts.models import Alert, AlertStatus
@@ -26,8 +28,6 @@ from portcullis.alerts.service import AlertType, raise_alert
 from portcullis.audit.models import AuditEvent, Severity
 from portcullis.audit.service import Actor
 from portcullis.db import system_session, tenant_session
-from portcullis.devstack.siem_receiver import SiemReceiver, verify_signature
-from portcullis.devstack.stack import LocalStack
 from portcullis.jobs import dispatch
 from tests.support.factories import make_tenant
 from tests.support.worker import CeleryProcess, start_worker

@@ -17,12 +17,12 @@ from limits import parse
 from sqlalchemy import select
 
 from config import get_settings
+from devstack.mailsink import MailSink
+from devstack.process import free_port
 from portcullis.accounts import emails
 from portcullis.accounts.models import Role
 from portcullis.accounts.notifications import AccountEmail
 from portcullis.db import tenant_session
-from portcullis.devstack.mailsink import MailSink
-from portcullis.devstack.process import free_port
 from portcullis.jobs.models import Job
 from portcullis.redis_client import get_redis
 from tests.support.factories import make_member, make_tenant

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from kombu import Exchange, Queue
 
-from portcullis.devstack.redis import RedisServer
-from portcullis.devstack.stack import LocalStack
-from portcullis.devstack.supervisor import Child, Supervisor
+from devstack.redis import RedisServer
+from devstack.stack import LocalStack
+from devstack.supervisor import Child, Supervisor
 from tests.support.worker import ROOT, CeleryProcess, celery_argv, celery_env, worker_args
 from tests.workers.test_job_runner import enqueue, wait_finished
 from workers.liveness import ENV as LIVENESS_ENV

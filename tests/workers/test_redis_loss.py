@@ -18,9 +18,9 @@ import redis
 
 from beat_schedule import beat_schedule
 from config import get_settings
+from devstack.redis import RedisServer
+from devstack.stack import LocalStack
 from portcullis.alerts.models import AlertStatus
-from portcullis.devstack.redis import RedisServer
-from portcullis.devstack.stack import LocalStack
 from tests.support.factories import make_tenant
 from tests.support.worker import CeleryProcess, start_beat, start_worker
 from tests.workers.test_alert_delivery import _raise, _row, _wait_delivered

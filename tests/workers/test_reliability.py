@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from portcullis.devstack.stack import LocalStack
+from devstack.stack import LocalStack
 from tests.support.worker import CeleryProcess, start_beat, start_worker
 from tests.workers.test_job_runner import enqueue, load, wait_finished
 

@@ -16,16 +16,16 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select, update
 
+from devstack.clamd import ClamdServer
+from devstack.stack import LocalStack
 from portcullis.accounts.models import Role
+from portcullis.clients.clamd import ClamdClient
 from portcullis.db import system_session
-from portcullis.devstack.clamd import ClamdServer
-from portcullis.devstack.stack import LocalStack
 from portcullis.jobs.models import Job
 from portcullis.storage.models import File
 from tests.support import media
 from tests.support.factories import LoggedIn, make_member, make_session, make_tenant
 from tests.support.worker import CeleryProcess, start_worker
-from workers.clamd import ClamdClient
 
 
 def _clamd_answers(clamd: ClamdServer) -> bool:
@@ -182,7 +182,7 @@ def test_a_scan_that_fails_for_good_rejects_the_upload(app: Flask, stack: LocalS
     """The quarantined object is lost before the scan: the job fails (an unexpected error,
     never retried), and the upload must not wait in ``scanning`` forever."""
     from config import get_settings
-    from workers.storage import ObjectStore
+    from portcullis.clients.object_store import ObjectStore
 
     admin, bucket = _admin_bucket(app)
     upload_id = _upload(app, admin, bucket, media.noisy_png((32, 32)))

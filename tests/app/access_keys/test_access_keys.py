@@ -16,12 +16,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select, text, update
 
+from devstack.stack import LocalStack
 from portcullis.access_keys.models import AccessKey, OperatorKey
 from portcullis.accounts.models import Membership, Role
 from portcullis.audit.models import AuditEvent
 from portcullis.cli import main
 from portcullis.db import system_session, tenant_session
-from portcullis.devstack.stack import LocalStack
 from portcullis.jobs.service import create_job
 from tests.support.factories import LoggedIn, make_member, make_session, make_tenant
 

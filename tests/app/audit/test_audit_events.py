@@ -15,11 +15,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from devstack.stack import LocalStack
 from portcullis.accounts.models import Role
 from portcullis.audit.models import AuditEvent, Severity
 from portcullis.audit.service import Actor, AuditRecord, Origin, Target, audit_log
 from portcullis.db import system_session, tenant_session
-from portcullis.devstack.stack import LocalStack
 from tests.support.factories import LoggedIn, make_member, make_session, make_tenant
 
 URL = "/api/v1/audit-events"

@@ -22,13 +22,13 @@ from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
 from config import get_settings
+from devstack.stack import LocalStack
 from portcullis import secrets_gen
 from portcullis.accounts.models import Role
 from portcullis.audit.models import Severity
 from portcullis.audit.service import Actor, AuditRecord, Origin, Target, audit_log
 from portcullis.cli import main
 from portcullis.db import system_session, tenant_session
-from portcullis.devstack.stack import LocalStack
 from portcullis.jobs.models import Job
 from portcullis.links.models import ShareLink
 from tests.support.factories import LoggedIn, make_member, make_session, make_tenant

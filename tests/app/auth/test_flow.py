@@ -9,7 +9,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from portcullis.devstack.stack import LocalStack
+from devstack.stack import LocalStack
 from tests.support.mail import link_token, wait_for_mail
 
 pytestmark = pytest.mark.usefixtures("worker")

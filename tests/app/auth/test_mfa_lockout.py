@@ -21,12 +21,12 @@ from sqlalchemy import select
 from werkzeug.test import TestResponse
 
 from config import get_settings
+from devstack.stack import LocalStack
 from portcullis import secrets_gen
 from portcullis.accounts import mfa
 from portcullis.accounts.models import RecoveryCode, Role, SessionState
 from portcullis.audit.models import AuditEvent
 from portcullis.db import system_session, tenant_session
-from portcullis.devstack.stack import LocalStack
 from portcullis.redis_client import get_redis
 from tests.support.factories import Member, make_member, make_session, make_tenant
 from tests.support.mail import wait_for_mail

@@ -21,8 +21,8 @@ from limits import parse as parse_limit
 from werkzeug.test import TestResponse
 
 from config import get_settings
+from devstack.stack import LocalStack
 from portcullis.accounts.models import Role, SessionState
-from portcullis.devstack.stack import LocalStack
 from tests.support.factories import LoggedIn, Member, make_member, make_session, make_tenant
 
 pytestmark = pytest.mark.usefixtures("stack")

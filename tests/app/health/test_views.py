@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from flask.testing import FlaskClient
 
-from portcullis.devstack.stack import LocalStack
+from devstack.stack import LocalStack
 
 
 def test_healthz(client: FlaskClient) -> None:

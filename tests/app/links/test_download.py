@@ -17,14 +17,14 @@ import structlog
 from flask import Flask
 
 from config import get_settings
+from devstack.process import ServiceProcess, free_port
+from portcullis.clients.object_store import CHUNK_SIZE, ObjectStore
 from portcullis.db import tenant_session
-from portcullis.devstack.process import ServiceProcess, free_port
+from portcullis.errors import DependencyUnavailable
 from portcullis.links import service as links
 from tests.support.factories import make_tenant
 from tests.support.sentry import assert_absent, recording_sentry
 from tests.support.web import start_web
-from workers.errors import DependencyUnavailable
-from workers.storage import CHUNK_SIZE, ObjectStore
 
 pytestmark = pytest.mark.usefixtures("stack")
 

@@ -12,9 +12,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import update
 
+from devstack.stack import LocalStack
 from portcullis.accounts.models import Invitation, Role
 from portcullis.db import system_session
-from portcullis.devstack.stack import LocalStack
 from tests.support.factories import (
     PASSWORD,
     LoggedIn,

@@ -17,12 +17,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from devstack.stack import LocalStack
 from portcullis.access_keys import service as key_service
 from portcullis.access_keys.models import AccessKey
 from portcullis.accounts.models import Invitation, Membership, MemberStatus, Role
 from portcullis.audit.service import Origin
 from portcullis.db import system_session
-from portcullis.devstack.stack import LocalStack
 from tests.support.factories import LoggedIn, Member, make_member, make_session, make_tenant
 
 ROLES = [Role.admin, Role.manager, Role.staff, Role.viewonly]

@@ -11,13 +11,13 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from devstack.stack import LocalStack
 from portcullis import secrets_gen
 from portcullis.access_keys.models import OperatorKey
 from portcullis.access_keys.service import create_operator_key
 from portcullis.accounts.models import Role
 from portcullis.alerts.models import Alert
 from portcullis.db import system_session
-from portcullis.devstack.stack import LocalStack
 from tests.support.factories import LoggedIn, make_member, make_session, make_tenant
 
 pytestmark = pytest.mark.usefixtures("worker")

@@ -15,11 +15,11 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from config import get_settings
+from devstack.clamd import EICAR, EICAR_SIGNATURE, MARKER_SIGNATURE
+from devstack.stack import LocalStack
 from portcullis.accounts.models import Role
 from portcullis.audit.models import AuditEvent
 from portcullis.db import system_session
-from portcullis.devstack.clamd import EICAR, EICAR_SIGNATURE, MARKER_SIGNATURE
-from portcullis.devstack.stack import LocalStack
 from portcullis.storage.models import File, Upload
 from tests.support import media
 from tests.support.factories import LoggedIn, make_member, make_session, make_tenant
@@ -144,8 +144,8 @@ def clean(app: Flask, worker: object) -> Uploaded:
     return _upload_all(app, samples)
 
 
-def _store():  # -> workers.storage.ObjectStore
-    from workers.storage import ObjectStore
+def _store():  # -> portcullis.clients.object_store.ObjectStore
+    from portcullis.clients.object_store import ObjectStore
 
     return ObjectStore.from_settings(get_settings())
 

@@ -16,11 +16,11 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select, update
 
 from config import get_settings
+from devstack.stack import LocalStack
 from portcullis.accounts.models import Role
 from portcullis.alerts.models import Alert
 from portcullis.audit.models import AuditEvent
 from portcullis.db import system_session
-from portcullis.devstack.stack import LocalStack
 from portcullis.links.models import ShareLink
 from portcullis.storage import files as storage_files
 from portcullis.storage.models import Bucket, EgressDaily, File
@@ -246,7 +246,7 @@ def test_lifecycle_expires_old_files(app: Flask, shared: Shared) -> None:
     listed = client.get(f"/api/v1/buckets/{bucket}/files").get_json()["items"]
     assert [f["id"] for f in listed] == [young]
     assert media.file_row(old) is None
-    from workers.storage import ObjectStore
+    from portcullis.clients.object_store import ObjectStore
 
     store = ObjectStore.from_settings(get_settings())
     assert store.head(get_settings().S3_BUCKET, old_row.storage_key) is None

@@ -11,8 +11,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from devstack.stack import LocalStack
 from portcullis.accounts.models import Role
-from portcullis.devstack.stack import LocalStack
 from tests.support import media
 from tests.support.factories import LoggedIn, make_member, make_session, make_tenant
 

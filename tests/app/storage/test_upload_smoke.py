@@ -10,8 +10,8 @@ import pytest
 from flask import Flask
 from PIL import Image
 
+from devstack.clamd import EICAR
 from portcullis.accounts.models import Role
-from portcullis.devstack.clamd import EICAR
 from tests.support.factories import LoggedIn, make_member, make_session, make_tenant
 
 pytestmark = pytest.mark.usefixtures("worker")

@@ -24,13 +24,13 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from devstack.stack import LocalStack
 from portcullis.accounts.models import Role, User
 from portcullis.audit.actions import ACTIONS
 from portcullis.audit.models import AuditEvent
 from portcullis.audit.service import verify_chain
 from portcullis.cli import main
 from portcullis.db import system_session, tenant_session
-from portcullis.devstack.stack import LocalStack
 from portcullis.jobs.service import create_job
 from tests.support.factories import make_member, make_session
 from tests.support.mail import link_token, wait_for_mail

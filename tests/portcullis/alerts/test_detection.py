@@ -14,11 +14,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from devstack.siem_receiver import Delivery
+from devstack.stack import LocalStack
 from portcullis.accounts.models import Role
 from portcullis.alerts.models import Alert
 from portcullis.db import system_session
-from portcullis.devstack.siem_receiver import Delivery
-from portcullis.devstack.stack import LocalStack
 from portcullis.redis_client import get_redis
 from tests.support.factories import Member, make_member, make_session, make_tenant
 

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
+from devstack.stack import LocalStack
 from portcullis.audit.models import AuditEvent, Severity
 from portcullis.audit.service import (
     Actor,
@@ -21,7 +22,6 @@ from portcullis.audit.service import (
 )
 from portcullis.cli import main
 from portcullis.db import system_session, tenant_session
-from portcullis.devstack.stack import LocalStack
 from tests.support.factories import make_tenant
 
 pytestmark = pytest.mark.usefixtures("stack")

@@ -10,8 +10,8 @@ import psycopg
 import pytest
 from sqlalchemy import text
 
+from devstack.stack import LocalStack
 from portcullis.db.engine import get_engine, is_alive
-from portcullis.devstack.stack import LocalStack
 
 
 def _terminate(stack: LocalStack, pid: int) -> None:

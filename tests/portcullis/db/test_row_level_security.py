@@ -9,12 +9,12 @@ import pytest
 from sqlalchemy import select, text, update
 from sqlalchemy.exc import DBAPIError, ProgrammingError
 
+from devstack.stack import LocalStack
 from portcullis.accounts.models import Membership, User
 from portcullis.audit.models import AuditEvent
 from portcullis.audit.service import Actor, AuditRecord, audit_log
 from portcullis.db import system_session, tenant_session
 from portcullis.db.engine import get_engine
-from portcullis.devstack.stack import LocalStack
 from portcullis.jobs.models import Job
 from portcullis.jobs.service import create_job
 from portcullis.tenants.models import Tenant

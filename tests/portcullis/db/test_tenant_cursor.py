@@ -7,8 +7,8 @@ import pytest
 
 from portcullis.db.engine import get_engine
 from portcullis.db.session import tenant_cursor
+from portcullis.errors import DependencyUnavailable
 from tests.support.factories import make_tenant
-from workers.errors import DependencyUnavailable
 
 pytestmark = pytest.mark.usefixtures("stack")
 

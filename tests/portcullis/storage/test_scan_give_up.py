@@ -13,13 +13,13 @@ from sqlalchemy import update
 
 from config import get_settings
 from portcullis.accounts.models import Role
+from portcullis.clients.clamd import ClamdClient
+from portcullis.clients.object_store import ObjectStore
 from portcullis.db import system_session
 from portcullis.jobs.models import Job
 from portcullis.storage import scan
 from tests.support import media
 from tests.support.factories import make_member, make_session, make_tenant
-from workers.clamd import ClamdClient
-from workers.storage import ObjectStore
 
 pytestmark = pytest.mark.usefixtures("shared_worker_paused")
 

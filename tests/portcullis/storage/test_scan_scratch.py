@@ -16,10 +16,10 @@ import pytest
 from flask import Flask
 
 from portcullis.accounts.models import Role
+from portcullis.clients.clamd import ClamdClient
 from portcullis.storage import scan
 from tests.support import media
 from tests.support.factories import make_member, make_session, make_tenant
-from workers.clamd import ClamdClient
 
 pytestmark = pytest.mark.usefixtures("shared_worker_paused")
 

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from config.settings import Settings
-from portcullis.devstack.s3 import S3Server
-from workers.errors import DependencyUnavailable
-from workers.storage import MiB, ObjectNotFound, ObjectStore
+from devstack.s3 import S3Server
+from portcullis.clients.object_store import MiB, ObjectNotFound, ObjectStore
+from portcullis.errors import DependencyUnavailable
 
 RAW = "raw-no-default-encryption"  # so SSE seen on objects can only come from ObjectStore
 

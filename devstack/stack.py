@@ -27,13 +27,13 @@ class LocalStack:
         default_factory=lambda: "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode())
 
     def start(self) -> LocalStack:
-        from portcullis.devstack.clamd import ClamdServer
-        from portcullis.devstack.mailsink import MailSink
-        from portcullis.devstack.postgres import PostgresServer
-        from portcullis.devstack.redis import RedisServer
-        from portcullis.devstack.s3 import S3Server
-        from portcullis.devstack.sftpgo_double import SFTPGoDouble
-        from portcullis.devstack.siem_receiver import SiemReceiver
+        from devstack.clamd import ClamdServer
+        from devstack.mailsink import MailSink
+        from devstack.postgres import PostgresServer
+        from devstack.redis import RedisServer
+        from devstack.s3 import S3Server
+        from devstack.sftpgo_double import SFTPGoDouble
+        from devstack.siem_receiver import SiemReceiver
 
         self.base_dir.mkdir(parents=True, exist_ok=True)
         self.services = {

@@ -58,7 +58,7 @@ _PROTOCOLS = ("SSH", "FTP", "DAV", "HTTP")
 def spec_path() -> Path:
     """The vendored spec: ``$PORTCULLIS_SHARED_DIR/vendor`` or ``<repo>/../shared/vendor``."""
     shared = os.environ.get("PORTCULLIS_SHARED_DIR")
-    base = Path(shared) if shared else Path(__file__).resolve().parents[2].parent / "shared"
+    base = Path(shared) if shared else Path(__file__).resolve().parents[1].parent / "shared"
     return base / "vendor" / SPEC_NAME
 
 

@@ -24,7 +24,7 @@ from urllib.parse import quote
 
 import httpx
 
-from workers.errors import DependencyUnavailable
+from portcullis.errors import DependencyUnavailable
 
 if TYPE_CHECKING:
     from config.settings import Settings

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from config.settings import Settings
-from portcullis.devstack.mailsink import MailSink
-from workers.errors import DependencyUnavailable
-from workers.mailer import Mailer, parse_smtp_url
+from devstack.mailsink import MailSink
+from portcullis.clients.smtp import Mailer, parse_smtp_url
+from portcullis.errors import DependencyUnavailable
 
 PASSWORD = "p@ss:w/rd%secret"
 

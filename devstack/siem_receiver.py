@@ -1,6 +1,6 @@
 """A SIEM webhook endpoint that checks Standard Webhooks signatures on its own.
 
-Verification here deliberately shares no code with ``workers.siem``: a bug in signing
+Verification here deliberately shares no code with ``portcullis.clients.siem``: a bug in signing
 must show up as ``verified=False`` rather than agree with itself. ``set_failing`` and
 ``stop``/``start`` (same port) let tests drive the retry and outage paths.
 """
@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from portcullis.devstack.process import free_port
+from devstack.process import free_port
 
 TOLERANCE_SECONDS = 5 * 60
 MAX_BODY = 1024 * 1024

@@ -13,9 +13,9 @@ import pytest
 from werkzeug.wrappers import Response
 
 from config.settings import Settings
-from portcullis.devstack.sftpgo_double import SPEC_NAME, SFTPGoDouble, spec_path
-from workers.errors import DependencyUnavailable
-from workers.sftpgo import DENIED_PROTOCOLS, S3Target, SFTPGoClient, SFTPGoError
+from devstack.sftpgo_double import SPEC_NAME, SFTPGoDouble, spec_path
+from portcullis.clients.sftpgo import DENIED_PROTOCOLS, S3Target, SFTPGoClient, SFTPGoError
+from portcullis.errors import DependencyUnavailable
 
 S3 = S3Target(bucket="portcullis-quarantine", region="us-east-1", access_key_id="AKIATEST",
               secret_access_key="s3-secret-" + secrets.token_hex(8),

@@ -19,7 +19,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from workers.errors import DependencyUnavailable
+from portcullis.errors import DependencyUnavailable
 
 SSE = "AES256"
 CHUNK_SIZE = 64 * 1024

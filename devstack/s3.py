@@ -12,7 +12,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from portcullis.devstack.process import ServiceProcess, free_port
+from devstack.process import ServiceProcess, free_port
 
 ACCESS_KEY_ID = "testing"
 SECRET_ACCESS_KEY = "testing"  # noqa: S105 - moto accepts any credentials

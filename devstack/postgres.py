@@ -10,7 +10,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from portcullis.devstack.process import (
+from devstack.process import (
     ServiceProcess,
     as_user,
     free_port,

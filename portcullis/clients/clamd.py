@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 from urllib.parse import urlsplit
 
-from workers.errors import DependencyUnavailable
+from portcullis.errors import DependencyUnavailable
 
 if TYPE_CHECKING:
     from config.settings import Settings

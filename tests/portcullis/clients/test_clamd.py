@@ -17,15 +17,15 @@ import magic
 import pytest
 
 from config.settings import Settings
-from portcullis.devstack.clamd import (
+from devstack.clamd import (
     EICAR,
     EICAR_SIGNATURE,
     MARKER,
     MARKER_SIGNATURE,
     ClamdServer,
 )
-from workers.clamd import ClamdClient, ClamdScanError, ScanResult
-from workers.errors import DependencyUnavailable
+from portcullis.clients.clamd import ClamdClient, ClamdScanError, ScanResult
+from portcullis.errors import DependencyUnavailable
 
 CLEAN = ScanResult(infected=False, signature=None)
 

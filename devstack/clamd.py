@@ -15,14 +15,14 @@ import subprocess
 import time
 from pathlib import Path
 
-from portcullis.devstack.process import (
+from devstack.process import (
     ServiceProcess,
     as_user,
     free_port,
     give_to,
     unprivileged_user,
 )
-from workers.clamd import ClamdClient
+from portcullis.clients.clamd import ClamdClient
 
 SIGNATURES_DIR = Path(__file__).with_name("signatures")
 

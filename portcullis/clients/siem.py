@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 
 from config.settings import webhook_key
-from workers.errors import DependencyUnavailable
+from portcullis.errors import DependencyUnavailable
 
 _RETRYABLE_STATUS = {408, 429}
 

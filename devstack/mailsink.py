@@ -21,7 +21,7 @@ from urllib.parse import quote
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from portcullis.devstack.process import free_port
+from devstack.process import free_port
 
 MAIL_FROM = "Portcullis <no-reply@portcullis.localhost>"
 

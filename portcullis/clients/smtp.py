@@ -18,7 +18,7 @@ from email.utils import format_datetime, make_msgid, parseaddr
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from workers.errors import DependencyUnavailable
+from portcullis.errors import DependencyUnavailable
 
 log = logging.getLogger(__name__)
 

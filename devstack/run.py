@@ -2,7 +2,7 @@
 
 Private PostgreSQL, Redis, clamd, S3 (moto), mail sink, SIEM receiver and SFTPGo double live
 under ``.local/``; then migrations; then web, worker, beat and Flower under
-``portcullis.devstack.supervisor``: one that exits, or a worker or beat whose liveness file
+``devstack.supervisor``: one that exits, or a worker or beat whose liveness file
 goes stale, is started again. Ctrl-C stops all.
 """
 
@@ -15,12 +15,12 @@ import sys
 from pathlib import Path
 from types import FrameType
 
-from portcullis.devstack.process import free_port, port_open, wait_until
-from portcullis.devstack.stack import LocalStack
-from portcullis.devstack.supervisor import Child, Supervisor
+from devstack.process import free_port, port_open, wait_until
+from devstack.stack import LocalStack
+from devstack.supervisor import Child, Supervisor
 from workers.liveness import ENV as LIVENESS_ENV
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 STATE = ROOT / ".local"
 
 
@@ -45,7 +45,7 @@ def main() -> int:
         subprocess.run([str(bin_dir / "portcullis"), "db", "upgrade"], env=env,
                        cwd=ROOT, check=True)
         from config import get_settings
-        from workers.storage import ObjectStore
+        from portcullis.clients.object_store import ObjectStore
 
         get_settings.cache_clear()
         ObjectStore.from_settings(get_settings()).ensure_buckets()

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from config.settings import Settings
-from portcullis.devstack.siem_receiver import SiemReceiver, verify_signature
-from workers.errors import DependencyUnavailable
-from workers.siem import SiemClient, SiemRejected, encode, sign
+from devstack.siem_receiver import SiemReceiver, verify_signature
+from portcullis.clients.siem import SiemClient, SiemRejected, encode, sign
+from portcullis.errors import DependencyUnavailable
 
 SECRET = "whsec_" + base64.b64encode(b"test-siem-secret-0123456789abcdef").decode()
 OTHER_SECRET = "whsec_" + base64.b64encode(b"another-secret-0123456789abcdefgh").decode()

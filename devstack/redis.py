@@ -12,7 +12,7 @@ from pathlib import Path
 
 import redis
 
-from portcullis.devstack.process import ServiceProcess, free_port
+from devstack.process import ServiceProcess, free_port
 
 
 class RedisServer:
