@@ -16,18 +16,31 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from portcullis.audit import chain
+from portcullis.audit.actions import severity_of
 from portcullis.audit.models import AuditEvent, Severity
+from portcullis.callers import Caller, Origin
 from portcullis.redaction import scrub
 
 
 @dataclass(frozen=True)
 class Actor:
+    """Transitional: an actor that is not (yet) a ``Caller``. Being replaced by
+    ``portcullis.callers.Caller`` everywhere; new code passes a Caller."""
+
     type: str  # user, access_key, operator, system
     id: str | None = None
 
     @classmethod
     def system(cls) -> Actor:
         return cls("system", None)
+
+    @property
+    def actor_type(self) -> str:
+        return self.type
+
+    @property
+    def actor_id(self) -> str | None:
+        return self.id
 
 
 @dataclass(frozen=True)
@@ -36,18 +49,12 @@ class Target:
     id: str | None = None
 
 
-@dataclass(frozen=True)
-class Origin:
-    """Where a request came from; empty for work a worker or beat started itself."""
-
-    ip: str | None = None
-    user_agent: str | None = None
 
 
 @dataclass(frozen=True)
 class AuditRecord:
     action: str
-    actor: Actor
+    actor: Caller | Actor
     tenant_id: uuid.UUID | None
     severity: Severity = Severity.info
     target: Target | None = None
@@ -86,8 +93,8 @@ class DatabaseAuditLog:
             "occurred_at": chain.now(),
             "action": record.action,
             "severity": str(record.severity),
-            "actor_type": record.actor.type,
-            "actor_id": record.actor.id,
+            "actor_type": record.actor.actor_type,
+            "actor_id": record.actor.actor_id,
             "target_type": record.target.type if record.target else None,
             "target_id": record.target.id if record.target else None,
             "ip": chain.canonical_ip(record.origin.ip) if record.origin.ip else None,
@@ -126,3 +133,16 @@ def count_events(session: Session, tenant_id: uuid.UUID | None) -> int:
 
 
 audit_log: AuditLog = DatabaseAuditLog()
+
+
+def record(db: Session, caller: Caller, action: str, target: Target | None = None,
+           details: dict[str, Any] | None = None, *,
+           tenant_id: uuid.UUID | None = None) -> AuditEvent:
+    """Record ``action`` by ``caller`` in the chain of its tenant (or ``tenant_id``), in the
+    caller's transaction; severity from the action list, origin from the caller. The one way
+    a domain writes an audit event."""
+    return audit_log.record(db, AuditRecord(
+        action=action, actor=caller, tenant_id=tenant_id or caller.tenant_id,
+        severity=severity_of(action), target=target, origin=caller.origin,
+        details=details or {}))
+
