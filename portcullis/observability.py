@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -44,8 +45,10 @@ class ScrubFilter(logging.Filter):
 _ScrubFilter = ScrubFilter  # the name earlier tests import
 
 
-def _scrub_event(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
-    return scrub(event)
+def _scrub_event(_logger: Any, _name: str,
+                 event: MutableMapping[str, Any]) -> Mapping[str, Any]:
+    scrubbed: Mapping[str, Any] = scrub(event)
+    return scrubbed
 
 
 def configure_logging() -> None:

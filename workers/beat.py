@@ -52,6 +52,8 @@ OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
 class BeatScheduler(RedBeatScheduler):
     """``--scheduler workers.beat:BeatScheduler``: see the module docstring."""
 
+    lock: Lock | None  # redbeat's attribute: the distributed lock once taken
+
     def __init__(self, app: Any, **kwargs: Any) -> None:
         self._holding = False
         self._renewed_at = 0.0
@@ -113,7 +115,8 @@ class BeatScheduler(RedBeatScheduler):
         if self.lock is None:
             self.lock = get_redis(self.app).lock(
                 self.lock_key, timeout=self.lock_timeout, thread_local=False)
-        return self.lock
+        lock: Lock = self.lock
+        return lock
 
     def _hold_lock(self) -> bool:
         """Renew the lock if held, else try to take it; True when this beat may send."""
@@ -207,7 +210,7 @@ class BeatScheduler(RedBeatScheduler):
                 if lock.owned():
                     lock.release()
                     log.info("beat: Released lock")
-            except (redis.exceptions.RedisError, *OUTAGE_ERRORS) as exc:
+            except (redis.exceptions.RedisError, *OUTAGE_ERRORS) as exc:  # type: ignore[misc]
                 log.warning("beat: lock not released (%s); it expires by itself", exc)
         self._holding = False
         try:
