@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Select, or_, select, update
 from sqlalchemy.orm import Session
 
 from config import get_settings
 from portcullis.db import system_session
-from portcullis.jobs import dispatch
+from portcullis.jobs import dispatch, results
 from portcullis.jobs.models import Job, JobStatus
 
 log = logging.getLogger(__name__)
@@ -183,3 +183,27 @@ def requeue_stuck(limit: int = 500) -> int:
 def get_job(session: Session, job_id: uuid.UUID) -> Job | None:
     """A job visible to the session's scope (row-level security hides other tenants')."""
     return session.get(Job, job_id)
+
+
+# --- for other domains ---------------------------------------------------------------------
+
+
+def failed_job_ids() -> Select[tuple[uuid.UUID]]:
+    """The ids of jobs that failed for good, as a subquery another domain filters by (what
+    waited on them must be settled)."""
+    return select(Job.id).where(Job.status == JobStatus.failed)
+
+
+def send_after_commit(session: Session, task_name: str, object_id: uuid.UUID) -> None:
+    """Send ``task_name(object_id)`` for an outbox row once ``session`` commits."""
+    dispatch.send_after_commit(session, task_name, object_id)
+
+
+def send_now(task_name: str, object_id: str) -> bool:
+    """Send ``task_name(object_id)`` now; False when the broker is unreachable."""
+    return dispatch.send_now(task_name, object_id)
+
+
+def seal_result(value: str) -> dict[str, str]:
+    """A secret for a job's result, sealed at rest and revealed only to the job's reader."""
+    return results.sealed(value)

@@ -1,0 +1,25 @@
+"""What other domains may ask of accounts (their only way in)."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from portcullis.accounts.models import Membership, MemberStatus
+from portcullis.callers import Role
+
+
+def membership_id(db: Session, tenant_id: uuid.UUID, user_id: uuid.UUID) -> uuid.UUID | None:
+    """The membership of ``user_id`` in ``tenant_id``, in the caller's transaction."""
+    return db.scalar(select(Membership.id).where(Membership.user_id == user_id,
+                                                 Membership.tenant_id == tenant_id))
+
+
+def member_role(db: Session, tenant_id: uuid.UUID, member_id: uuid.UUID) -> Role | None:
+    """The role of a member (a membership id) who has not been removed, else None."""
+    role = db.scalar(select(Membership.role).where(
+        Membership.id == member_id, Membership.tenant_id == tenant_id,
+        Membership.status != MemberStatus.removed))
+    return Role(role) if role is not None else None
