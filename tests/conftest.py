@@ -18,6 +18,8 @@ from flask.testing import FlaskClient
 import portcullis.models  # noqa: F401 - every table, so foreign keys resolve
 from config import get_settings
 from devstack.stack import LocalStack
+from tests.support.factories import LoggedIn
+from tests.support.web import ClientFor, make_client
 from tests.support.worker import CeleryProcess, start_beat, start_worker
 
 TEST_ENV = {
@@ -101,6 +103,19 @@ def app(stack: LocalStack) -> Flask:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+@pytest.fixture
+def client_for(app: Flask) -> ClientFor:
+    """``client_for(who=None, *, ip=None, user_agent=None)``: a client of the app from
+    ``ip`` (a fresh 198.18.0.0/15 address by default, so per-IP limits never meet), with
+    ``who``'s cookies. Helpers that receive the app call ``tests.support.web.make_client``."""
+
+    def build(who: LoggedIn | None = None, *, ip: str | None = None,
+              user_agent: str | None = None) -> FlaskClient:
+        return make_client(app, who, ip=ip, user_agent=user_agent)
+
+    return build
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ from devstack.clamd import EICAR, MARKER
 from portcullis.db import system_session
 from portcullis.storage.models import File, Upload
 from tests.support.factories import LoggedIn
+from tests.support.web import LOCALHOST, csrf_headers, make_client
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "media"
 TERMINAL = ("clean", "rejected", "infected")
@@ -271,11 +272,11 @@ def multipart(filename: str, content_type: str, data: bytes,
 
 def session_client(app: Flask, who: LoggedIn) -> tuple[FlaskClient, dict[str, str]]:
     """A client with the member's cookies, and the headers an unsafe request needs."""
-    return who.attach(app.test_client()), {"X-CSRF-Token": who.csrf}
+    return make_client(app, who, ip=LOCALHOST), csrf_headers(who)
 
 
 def key_client(app: Flask, key: str) -> tuple[FlaskClient, dict[str, str]]:
-    return app.test_client(), {"Authorization": f"Bearer {key}"}
+    return make_client(app, ip=LOCALHOST), {"Authorization": f"Bearer {key}"}
 
 
 def post_upload(client: FlaskClient, headers: dict[str, str], bucket_id: str, filename: str,

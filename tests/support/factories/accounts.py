@@ -1,7 +1,8 @@
-"""Build tenants, users, memberships and sessions directly in the database."""
+"""Users, memberships, sessions and MFA, built directly in the database."""
 
 from __future__ import annotations
 
+import secrets
 import time
 import uuid
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from portcullis.accounts.passwords import hash_password
 from portcullis.accounts.tokens import ABSOLUTE_LIFETIME, SessionClaims, csrf_token, issue
 from portcullis.db import tenant_session
 from portcullis.secretbox import seal
-from portcullis.tenants.models import Tenant
+from tests.support.factories.tenants import make_tenant
 
 PASSWORD = "correct horse battery staple 42"
 
@@ -36,12 +37,13 @@ class Member:
         assert self.totp_secret is not None
         return pyotp.TOTP(self.totp_secret).at(time.time() + 30 * step_offset)
 
-
-def make_tenant(name: str = "Acme") -> uuid.UUID:
-    tenant_id = uuid.uuid4()
-    with tenant_session(tenant_id) as db:
-        db.add(Tenant(id=tenant_id, name=name))
-    return tenant_id
+    def wrong_totp_code(self) -> str:
+        """Six digits that no time step near now accepts."""
+        valid = {self.totp_code(offset) for offset in range(-2, 3)}
+        while True:
+            code = f"{secrets.randbelow(10 ** 6):06d}"
+            if code not in valid:
+                return code
 
 
 def make_member(tenant_id: uuid.UUID, role: Role = Role.admin, email: str | None = None,
