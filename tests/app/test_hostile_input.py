@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import base64
 import io
-import ipaddress
 import json
 import logging
-import secrets
 import uuid
 from typing import Any
 
@@ -24,26 +22,18 @@ from werkzeug.test import TestResponse
 from app.problems import PROBLEM_MIME
 from app.validation import JSON_MAX_BYTES, JSON_MAX_DEPTH
 from portcullis.accounts.models import Role
-from tests.support.factories import PASSWORD, LoggedIn, login
+from tests.support.factories import PASSWORD, login
+from tests.support.web import csrf_headers, make_client
 
-TEST_NET = ipaddress.ip_network("198.18.0.0/15")
 # Deep enough to exhaust the decoder's stack, small enough to pass the size limit.
 DEEP = "[" * 30_000 + "]" * 30_000
 SIGNUP = {"company_name": "Hostile Co", "name": "Owner", "password": PASSWORD}
 
 
-def _client(app: Flask) -> FlaskClient:
-    """A client from its own address: every probe has a fresh per-IP budget."""
-    client = app.test_client()
-    host = TEST_NET[secrets.randbelow(TEST_NET.num_addresses - 2) + 1]
-    client.environ_base["REMOTE_ADDR"] = str(host)
-    return client
-
-
 def _admin(app: Flask) -> tuple[FlaskClient, dict[str, str]]:
-    client = _client(app)
-    logged_in: LoggedIn = login(client, Role.admin)
-    return client, {"X-CSRF-Token": logged_in.csrf}
+    """A new admin's client (each has its own rate budget), from its own address."""
+    client = make_client(app)
+    return client, csrf_headers(login(client, Role.admin))
 
 
 def _problem(response: TestResponse, status: int | set[int], code: str | None = None,
@@ -67,7 +57,7 @@ def _email() -> str:
 def test_a_body_nested_past_the_decoders_stack_is_a_400(app: Flask, path: str) -> None:
     """Login is the sharp case: its rate-limit key reads the body before the view does."""
     assert len(DEEP) < JSON_MAX_BYTES
-    response = _client(app).post(path, data=DEEP, content_type="application/json")
+    response = make_client(app).post(path, data=DEEP, content_type="application/json")
     body = _problem(response, 400, "validation_error")
     assert body["errors"] == [{"loc": ["body"],
                                "msg": f"Nested more than {JSON_MAX_DEPTH} levels deep"}]
@@ -77,8 +67,8 @@ def test_nesting_is_bounded_below_the_stack_too(app: Flask) -> None:
     nested: Any = "x"
     for _ in range(JSON_MAX_DEPTH + 1):
         nested = {"a": nested}
-    response = _client(app).post("/api/v1/auth/signup", json={**SIGNUP, "email": _email(),
-                                                               "name": nested})
+    response = make_client(app).post("/api/v1/auth/signup", json={**SIGNUP, "email": _email(),
+                                                                  "name": nested})
     body = _problem(response, 400, "validation_error")
     assert body["errors"] == [{"loc": ["body"],
                                "msg": f"Nested more than {JSON_MAX_DEPTH} levels deep"}]
@@ -90,8 +80,8 @@ def test_a_hostile_login_body_leaves_the_rate_limits_on_redis(
     per-process limits: a bad body must not be a way to switch the shared limits off."""
     with caplog.at_level(logging.WARNING, logger="flask-limiter"):
         for data in (DEEP, "{" + " " * JSON_MAX_BYTES + "}"):
-            response = _client(app).post("/api/v1/auth/login", data=data,
-                                         content_type="application/json")
+            response = make_client(app).post("/api/v1/auth/login", data=data,
+                                             content_type="application/json")
             assert response.status_code in (400, 413)
     assert "falling back" not in caplog.text
     assert "Swallowing" not in caplog.text
@@ -100,8 +90,8 @@ def test_a_hostile_login_body_leaves_the_rate_limits_on_redis(
 def test_a_json_body_over_its_limit_is_413_long_before_the_upload_limit(app: Flask) -> None:
     assert app.config["MAX_CONTENT_LENGTH"] > 10 * JSON_MAX_BYTES
     padded = json.dumps({**SIGNUP, "email": _email(), "name": "n" * JSON_MAX_BYTES})
-    response = _client(app).post("/api/v1/auth/signup", data=padded,
-                                 content_type="application/json")
+    response = make_client(app).post("/api/v1/auth/signup", data=padded,
+                                     content_type="application/json")
     _problem(response, 413, "payload_too_large")
 
 
@@ -118,7 +108,7 @@ def test_a_chunked_json_body_over_its_limit_is_413(app: Flask) -> None:
 def test_nul_in_a_signup_field_is_a_located_400(app: Flask, field: str) -> None:
     body = {**SIGNUP, "email": _email()}
     body[field] = body[field][:3] + "\x00" + body[field][3:]
-    response = _client(app).post("/api/v1/auth/signup", json=body)
+    response = make_client(app).post("/api/v1/auth/signup", json=body)
     errors = _problem(response, 400, "validation_error")["errors"]
     assert {"loc": ["body", field], "msg": "Must not contain NUL characters"} in errors
 
@@ -126,8 +116,8 @@ def test_nul_in_a_signup_field_is_a_located_400(app: Flask, field: str) -> None:
 def test_nul_or_a_lone_surrogate_in_login_never_reaches_the_database(app: Flask) -> None:
     for email in ("a\x00@example.com", "a\ud800@example.com"):
         raw = json.dumps({"email": email, "password": PASSWORD})  # ascii-escaped, valid JSON
-        response = _client(app).post("/api/v1/auth/login", data=raw,
-                                     content_type="application/json")
+        response = make_client(app).post("/api/v1/auth/login", data=raw,
+                                         content_type="application/json")
         errors = _problem(response, 400, "validation_error")["errors"]
         assert errors[0]["loc"] == ["body", "email"]
 

@@ -5,7 +5,6 @@ objects, and login answers that could tell an attacker which emails exist."""
 from __future__ import annotations
 
 import base64
-import ipaddress
 import json
 import secrets
 import time
@@ -22,16 +21,20 @@ from sqlalchemy import select, update
 from werkzeug.test import TestResponse
 
 from config import get_settings
-from portcullis import secrets_gen
-from portcullis.access_keys import service as access_keys
 from portcullis.access_keys.models import AccessKey, OperatorKey
-from portcullis.access_keys.service import create_operator_key
-from portcullis.accounts import lookup
 from portcullis.accounts.models import Membership, Role, SessionState, User, UserSession
-from portcullis.audit.service import Origin
 from portcullis.db import system_session, tenant_session
-from portcullis.jobs.service import create_job
-from tests.support.factories import LoggedIn, Member, make_member, make_session, make_tenant
+from tests.support.factories import (
+    LoggedIn,
+    Member,
+    make_access_key,
+    make_job,
+    make_member,
+    make_operator_key,
+    make_session,
+    make_tenant,
+)
+from tests.support.web import csrf_headers, log_in, make_client, problem_code
 
 pytestmark = pytest.mark.usefixtures("stack")
 
@@ -41,41 +44,16 @@ LOGIN = "/api/v1/auth/login"
 LOGOUT = "/api/v1/auth/logout"
 SESSIONS = "/api/v1/auth/sessions"
 MFA_VERIFY = "/api/v1/auth/mfa/verify"
-TASK = "tasks.default.never_registered"
-# 198.18.0.0/15 (benchmarking): a random address per client keeps the per-IP limits of
-# these tests apart from each other and from every other test in the session.
-TEST_NET = ipaddress.ip_network("198.18.0.0/15")
 
 
 # --------------------------------------------------------------------------- helpers
 
-def _ip() -> str:
-    return str(TEST_NET[secrets.randbelow(TEST_NET.num_addresses - 2) + 1])
-
-
-def _client(app: Flask, who: LoggedIn | None = None) -> FlaskClient:
-    client = app.test_client()
-    client.environ_base["REMOTE_ADDR"] = _ip()
-    if who is not None:
-        who.attach(client)
-    return client
-
-
 def _with_cookie(app: Flask, token: str, csrf: str | None = None) -> FlaskClient:
-    client = _client(app)
+    client = make_client(app)
     client.set_cookie("portcullis_session", token, domain="localhost")
     if csrf is not None:
         client.set_cookie("portcullis_csrf", csrf, domain="localhost")
     return client
-
-
-def _code(response: TestResponse) -> str | None:
-    body = response.get_json(force=True, silent=True)
-    return body.get("code") if isinstance(body, dict) else None
-
-
-def _csrf(who: LoggedIn) -> dict[str, str]:
-    return {"X-CSRF-Token": who.csrf}
 
 
 def _bearer(secret: str) -> dict[str, str]:
@@ -87,7 +65,7 @@ def _assert_refused(app: Flask, token: str) -> None:
     for path in (ME, MEMBERS):
         response = _with_cookie(app, token).get(path)
         assert response.status_code == 401, (path, response.get_json())
-        assert _code(response) == "not_authenticated"
+        assert problem_code(response) == "not_authenticated"
 
 
 def _assert_accepted(app: Flask, token: str) -> None:
@@ -100,21 +78,10 @@ def _without_request_id(response: TestResponse) -> bytes:
     return response.get_data().replace(body["request_id"].encode(), b"<request-id>")
 
 
-def _job(tenant_id: uuid.UUID, user_id: uuid.UUID) -> uuid.UUID:
-    with tenant_session(tenant_id) as db:
-        return create_job(db, tenant_id=tenant_id, kind="sample", task_name=TASK,
-                          created_by_user_id=user_id).id
-
-
-def _key(member: Member, scopes: list[str]) -> tuple[uuid.UUID, str]:
-    created = access_keys.create(member.tenant_id, member.user_id, "attack-test", scopes, 30,
-                                 Origin())
-    return created.key.id, created.secret
-
-
 def _api_key(app: Flask, admin: LoggedIn, scopes: list[str]) -> tuple[str, str]:
-    response = _client(app, admin).post("/api/v1/access-keys", headers=_csrf(admin), json={
-        "name": "attack-test", "scopes": scopes, "expires_in_days": 30})
+    response = make_client(app, admin).post("/api/v1/access-keys", headers=csrf_headers(admin),
+                                            json={"name": "attack-test", "scopes": scopes,
+                                                  "expires_in_days": 30})
     assert response.status_code == 201, response.get_json()
     body = response.get_json()
     return body["id"], body["key"]
@@ -247,7 +214,7 @@ def test_a_token_naming_another_users_session_is_refused(app: Flask) -> None:
 
 def test_a_cookie_replayed_after_logout_is_401(app: Flask) -> None:
     member = make_member(make_tenant(), Role.viewonly)
-    client = _client(app)
+    client = make_client(app)
     login = client.post(LOGIN, json={"email": member.email, "password": member.password})
     assert login.status_code == 200 and login.get_json() == {"status": "ok"}
     session_cookie = client.get_cookie("portcullis_session")
@@ -260,7 +227,7 @@ def test_a_cookie_replayed_after_logout_is_401(app: Flask) -> None:
     assert logout.status_code == 204
     replay = _with_cookie(app, token, csrf)
     response = replay.get(ME)
-    assert response.status_code == 401 and _code(response) == "not_authenticated"
+    assert response.status_code == 401 and problem_code(response) == "not_authenticated"
     assert replay.get(MEMBERS).status_code == 401
     assert replay.post(LOGOUT, headers={"X-CSRF-Token": csrf}).status_code == 401
 
@@ -268,15 +235,15 @@ def test_a_cookie_replayed_after_logout_is_401(app: Flask) -> None:
 def test_a_cookie_of_a_revoked_session_is_401(app: Flask) -> None:
     member = make_member(make_tenant(), Role.admin)
     current, other = make_session(member), make_session(member)
-    client = _client(app, current)
+    client = make_client(app, current)
     listed = {item["id"] for item in client.get(SESSIONS).get_json()["items"]}
     assert {str(current.session_id), str(other.session_id)} <= listed
-    assert _client(app, other).get(ME).status_code == 200
+    assert make_client(app, other).get(ME).status_code == 200
 
-    response = client.delete(f"{SESSIONS}/{other.session_id}", headers=_csrf(current))
+    response = client.delete(f"{SESSIONS}/{other.session_id}", headers=csrf_headers(current))
     assert response.status_code == 204
-    refused = _client(app, other).get(ME)
-    assert refused.status_code == 401 and _code(refused) == "not_authenticated"
+    refused = make_client(app, other).get(ME)
+    assert refused.status_code == 401 and problem_code(refused) == "not_authenticated"
     assert client.get(ME).status_code == 200
     listed = {item["id"] for item in client.get(SESSIONS).get_json()["items"]}
     assert str(other.session_id) not in listed
@@ -287,36 +254,36 @@ def test_revoking_someone_elses_session_is_404(app: Flask) -> None:
     me = make_session(make_member(tenant, Role.admin))
     colleague = make_session(make_member(tenant, Role.staff))
     stranger = make_session(make_member(make_tenant(), Role.admin))
-    client = _client(app, me)
-    unknown = client.delete(f"{SESSIONS}/{uuid.uuid4()}", headers=_csrf(me))
+    client = make_client(app, me)
+    unknown = client.delete(f"{SESSIONS}/{uuid.uuid4()}", headers=csrf_headers(me))
     assert unknown.status_code == 404
     for target in (colleague, stranger):
-        response = client.delete(f"{SESSIONS}/{target.session_id}", headers=_csrf(me))
-        assert response.status_code == 404 and _code(response) == "not_found"
+        response = client.delete(f"{SESSIONS}/{target.session_id}", headers=csrf_headers(me))
+        assert response.status_code == 404 and problem_code(response) == "not_found"
         assert _without_request_id(response) == _without_request_id(unknown)
-        assert _client(app, target).get(ME).status_code == 200  # untouched
+        assert make_client(app, target).get(ME).status_code == 200  # untouched
 
 
 @pytest.mark.parametrize("change", ["idle", "absolute", "expired_row"])
 def test_a_valid_cookie_of_a_timed_out_session_is_401(app: Flask, change: str) -> None:
     """The token is still valid; the server-side row decides (30 min idle, 12 h in all)."""
     who = make_session(make_member(make_tenant(), Role.admin))
-    assert _client(app, who).get(ME).status_code == 200
+    assert make_client(app, who).get(ME).status_code == 200
     now = datetime.now(UTC)
     values = {"idle": {"last_seen_at": now - timedelta(minutes=30, seconds=5)},
               "absolute": {"created_at": now - timedelta(hours=12, seconds=5)},
               "expired_row": {"expires_at": now - timedelta(seconds=5)}}[change]
     with tenant_session(who.member.tenant_id) as db:
         db.execute(update(UserSession).where(UserSession.id == who.session_id).values(**values))
-    response = _client(app, who).get(ME)
-    assert response.status_code == 401 and _code(response) == "not_authenticated"
+    response = make_client(app, who).get(ME)
+    assert response.status_code == 401 and problem_code(response) == "not_authenticated"
 
 
 # --------------------------------------------------------------------------- CSRF
 
 def _revoke_other(app: Flask, who: LoggedIn, other: LoggedIn,
                   headers: dict[str, str], csrf_cookie: str | None = None) -> TestResponse:
-    client = _client(app, who)
+    client = make_client(app, who)
     if csrf_cookie is not None:
         client.set_cookie("portcullis_csrf", csrf_cookie, domain="localhost")
     return client.delete(f"{SESSIONS}/{other.session_id}", headers=headers)
@@ -326,11 +293,11 @@ def test_an_unsafe_cookie_request_without_the_csrf_header_is_403(app: Flask) -> 
     member = make_member(make_tenant(), Role.admin)
     me, other = make_session(member), make_session(member)
     response = _revoke_other(app, me, other, {})
-    assert response.status_code == 403 and _code(response) == "csrf_failed"
-    assert _client(app, other).get(ME).status_code == 200  # nothing happened
-    refused = _client(app, me).post(LOGOUT)
-    assert refused.status_code == 403 and _code(refused) == "csrf_failed"
-    assert _client(app, me).get(ME).status_code == 200  # the logout did not happen
+    assert response.status_code == 403 and problem_code(response) == "csrf_failed"
+    assert make_client(app, other).get(ME).status_code == 200  # nothing happened
+    refused = make_client(app, me).post(LOGOUT)
+    assert refused.status_code == 403 and problem_code(refused) == "csrf_failed"
+    assert make_client(app, me).get(ME).status_code == 200  # the logout did not happen
 
 
 @pytest.mark.parametrize("header", ["", "x", "0" * 64, "a" * 64])
@@ -338,8 +305,8 @@ def test_a_wrong_csrf_token_is_403(app: Flask, header: str) -> None:
     member = make_member(make_tenant(), Role.admin)
     me, other = make_session(member), make_session(member)
     response = _revoke_other(app, me, other, {"X-CSRF-Token": header})
-    assert response.status_code == 403 and _code(response) == "csrf_failed"
-    assert _client(app, other).get(ME).status_code == 200
+    assert response.status_code == 403 and problem_code(response) == "csrf_failed"
+    assert make_client(app, other).get(ME).status_code == 200
 
 
 def test_a_csrf_token_of_another_session_is_403(app: Flask) -> None:
@@ -351,9 +318,9 @@ def test_a_csrf_token_of_another_session_is_403(app: Flask) -> None:
         # cookie): neither passes, since the token is bound to the session.
         for cookie in (None, foreign):
             response = _revoke_other(app, me, other, {"X-CSRF-Token": foreign}, cookie)
-            assert response.status_code == 403 and _code(response) == "csrf_failed"
-    assert _client(app, other).get(ME).status_code == 200
-    allowed = _revoke_other(app, me, other, _csrf(me))
+            assert response.status_code == 403 and problem_code(response) == "csrf_failed"
+    assert make_client(app, other).get(ME).status_code == 200
+    allowed = _revoke_other(app, me, other, csrf_headers(me))
     assert allowed.status_code == 204
 
 
@@ -364,9 +331,9 @@ def test_access_keys_need_no_csrf_token(app: Flask) -> None:
     body = {"since": (now - timedelta(days=1)).isoformat(), "until": now.isoformat(),
             "format": "jsonl"}
     # The same unsafe route: a cookie needs the token, a key does not.
-    by_cookie = _client(app, admin).post("/api/v1/audit-exports", json=body)
-    assert by_cookie.status_code == 403 and _code(by_cookie) == "csrf_failed"
-    by_key = _client(app).post("/api/v1/audit-exports", json=body, headers=_bearer(key))
+    by_cookie = make_client(app, admin).post("/api/v1/audit-exports", json=body)
+    assert by_cookie.status_code == 403 and problem_code(by_cookie) == "csrf_failed"
+    by_key = make_client(app).post("/api/v1/audit-exports", json=body, headers=_bearer(key))
     assert by_key.status_code == 202, by_key.get_json()
 
 
@@ -387,8 +354,8 @@ def _set_cookies(response: TestResponse) -> dict[str, tuple[str, dict[str, str |
 
 def test_login_cookie_flags(app: Flask) -> None:
     member = make_member(make_tenant(), Role.viewonly)
-    response = _client(app).post(LOGIN, json={"email": member.email,
-                                              "password": member.password})
+    response = make_client(app).post(LOGIN, json={"email": member.email,
+                                                  "password": member.password})
     assert response.status_code == 200
     cookies = _set_cookies(response)
     assert set(cookies) >= {"portcullis_session", "portcullis_csrf"}
@@ -410,23 +377,12 @@ def test_login_cookie_flags(app: Flask) -> None:
 
 # --------------------------------------------------------------------------- MFA
 
-def _valid_codes(member: Member) -> set[str]:
-    return {member.totp_code(offset) for offset in range(-2, 3)}
-
-
-def _wrong_code(member: Member) -> str:
-    while True:
-        code = f"{secrets.randbelow(10 ** 6):06d}"
-        if code not in _valid_codes(member):
-            return code
-
-
 def _verify(app: Flask, who: LoggedIn, code: str) -> TestResponse:
-    return _client(app, who).post(MFA_VERIFY, json={"code": code}, headers=_csrf(who))
+    return make_client(app, who).post(MFA_VERIFY, json={"code": code}, headers=csrf_headers(who))
 
 
 def _state(app: Flask, who: LoggedIn) -> str | None:
-    response = _client(app, who).get(ME)
+    response = make_client(app, who).get(ME)
     return response.get_json()["session"] if response.status_code == 200 else None
 
 
@@ -439,9 +395,9 @@ def test_a_totp_code_is_accepted_once(app: Flask) -> None:
     assert _state(app, first) == "full"
 
     replay = _verify(app, second, code)
-    assert replay.status_code == 401 and _code(replay) == "invalid_mfa_code"
+    assert replay.status_code == 401 and problem_code(replay) == "invalid_mfa_code"
     assert _state(app, second) == "mfa_pending"
-    assert _client(app, second).get(MEMBERS).status_code == 403
+    assert make_client(app, second).get(MEMBERS).status_code == 403
 
 
 def test_an_older_code_is_refused_after_a_newer_one(app: Flask) -> None:
@@ -451,18 +407,18 @@ def test_an_older_code_is_refused_after_a_newer_one(app: Flask) -> None:
     assert _verify(app, sessions[0], newer).status_code == 200
     for session, code in ((sessions[1], older), (sessions[2], oldest)):
         response = _verify(app, session, code)
-        assert response.status_code == 401 and _code(response) == "invalid_mfa_code"
+        assert response.status_code == 401 and problem_code(response) == "invalid_mfa_code"
         assert _state(app, session) == "mfa_pending"
 
 
 def _enrol(app: Flask, member: Member) -> list[str]:
     """Enrol TOTP through the API; returns the recovery codes."""
     enrolling = make_session(member, SessionState.mfa_enrollment)
-    client = _client(app, enrolling)
-    started = client.post("/api/v1/auth/mfa/enroll", headers=_csrf(enrolling))
+    client = make_client(app, enrolling)
+    started = client.post("/api/v1/auth/mfa/enroll", headers=csrf_headers(enrolling))
     assert started.status_code == 200, started.get_json()
     member.totp_secret = started.get_json()["secret"]
-    confirmed = client.post("/api/v1/auth/mfa/enroll/confirm", headers=_csrf(enrolling),
+    confirmed = client.post("/api/v1/auth/mfa/enroll/confirm", headers=csrf_headers(enrolling),
                             json={"code": pyotp.TOTP(member.totp_secret).now()})
     assert confirmed.status_code == 200, confirmed.get_json()
     return confirmed.get_json()["recovery_codes"]
@@ -478,7 +434,7 @@ def test_a_recovery_code_works_once(app: Flask) -> None:
     second = make_session(member, SessionState.mfa_pending)
     for variant in (codes[0], codes[0].upper(), codes[0].replace("-", "")):
         reused = _verify(app, second, variant)
-        assert reused.status_code == 401 and _code(reused) == "invalid_mfa_code"
+        assert reused.status_code == 401 and problem_code(reused) == "invalid_mfa_code"
     assert _state(app, second) == "mfa_pending"
     assert _verify(app, second, codes[1]).status_code == 200
 
@@ -487,11 +443,11 @@ def test_five_wrong_codes_end_the_restricted_session(app: Flask) -> None:
     member = make_member(make_tenant(), Role.admin)
     pending = make_session(member, SessionState.mfa_pending)
     for _ in range(5):
-        response = _verify(app, pending, _wrong_code(member))
-        assert response.status_code == 401 and _code(response) == "invalid_mfa_code"
-    assert _client(app, pending).get(ME).status_code == 401
+        response = _verify(app, pending, member.wrong_totp_code())
+        assert response.status_code == 401 and problem_code(response) == "invalid_mfa_code"
+    assert make_client(app, pending).get(ME).status_code == 401
     sixth = _verify(app, pending, member.totp_code())  # even the right code is too late
-    assert sixth.status_code == 401 and _code(sixth) == "not_authenticated"
+    assert sixth.status_code == 401 and problem_code(sixth) == "not_authenticated"
     # Another login still works: the code was not consumed by the dead session.
     fresh = make_session(member, SessionState.mfa_pending)
     assert _verify(app, fresh, member.totp_code()).status_code == 200
@@ -501,13 +457,13 @@ def test_a_pending_session_cannot_reenrol(app: Flask) -> None:
     """Else anyone with the password could replace the TOTP secret and skip the code."""
     member = make_member(make_tenant(), Role.admin)
     pending = make_session(member, SessionState.mfa_pending)
-    client = _client(app, pending)
-    enrol = client.post("/api/v1/auth/mfa/enroll", headers=_csrf(pending))
-    assert enrol.status_code == 403 and _code(enrol) == "mfa_required"
+    client = make_client(app, pending)
+    enrol = client.post("/api/v1/auth/mfa/enroll", headers=csrf_headers(pending))
+    assert enrol.status_code == 403 and problem_code(enrol) == "mfa_required"
     attacker_secret = pyotp.random_base32()
-    confirm = client.post("/api/v1/auth/mfa/enroll/confirm", headers=_csrf(pending),
+    confirm = client.post("/api/v1/auth/mfa/enroll/confirm", headers=csrf_headers(pending),
                           json={"code": pyotp.TOTP(attacker_secret).now()})
-    assert confirm.status_code == 403 and _code(confirm) == "mfa_required"
+    assert confirm.status_code == 403 and problem_code(confirm) == "mfa_required"
     with tenant_session(member.tenant_id) as db:
         user = db.get(User, member.user_id)
         assert user is not None and user.totp_pending_secret is None
@@ -521,11 +477,11 @@ def test_a_session_opened_before_enrolment_must_give_a_code_after_it(app: Flask)
     member = make_member(make_tenant(), Role.admin, mfa=False)
     stale = make_session(member, SessionState.mfa_enrollment)
     _enrol(app, member)  # in another session of the same user
-    client = _client(app, stale)
+    client = make_client(app, stale)
     blocked = client.get(MEMBERS)
-    assert blocked.status_code == 403 and _code(blocked) == "mfa_required"
-    reenrol = client.post("/api/v1/auth/mfa/enroll", headers=_csrf(stale))
-    assert reenrol.status_code == 403 and _code(reenrol) == "mfa_required"
+    assert blocked.status_code == 403 and problem_code(blocked) == "mfa_required"
+    reenrol = client.post("/api/v1/auth/mfa/enroll", headers=csrf_headers(stale))
+    assert reenrol.status_code == 403 and problem_code(reenrol) == "mfa_required"
     assert _state(app, stale) == "mfa_pending"
     assert _verify(app, stale, member.totp_code(1)).status_code == 200
     assert _state(app, stale) == "full"
@@ -539,18 +495,18 @@ def test_a_restricted_session_reaches_only_me_mfa_and_logout(
         app: Flask, state: SessionState, mfa: bool, code: str) -> None:
     member = make_member(make_tenant(), Role.admin, mfa=mfa)
     restricted = make_session(member, state)
-    job_id = _job(member.tenant_id, member.user_id)
-    client = _client(app, restricted)
+    job_id = make_job(member)
+    client = make_client(app, restricted)
     for method, path in (("get", MEMBERS), ("get", SESSIONS), ("get", f"/api/v1/jobs/{job_id}"),
                          ("get", "/api/v1/access-keys"),
                          ("delete", f"{SESSIONS}/{restricted.session_id}")):
-        response = getattr(client, method)(path, headers=_csrf(restricted))
+        response = getattr(client, method)(path, headers=csrf_headers(restricted))
         assert response.status_code == 403, (path, response.get_json())
-        assert _code(response) == code
+        assert problem_code(response) == code
     me = client.get(ME)
     assert me.status_code == 200 and me.get_json()["session"] == state.value
-    assert client.post(LOGOUT, headers=_csrf(restricted)).status_code == 204
-    assert _client(app, restricted).get(ME).status_code == 401
+    assert client.post(LOGOUT, headers=csrf_headers(restricted)).status_code == 204
+    assert make_client(app, restricted).get(ME).status_code == 401
 
 
 def test_a_promotion_restricts_a_full_session_until_totp_is_enrolled(app: Flask) -> None:
@@ -560,12 +516,12 @@ def test_a_promotion_restricts_a_full_session_until_totp_is_enrolled(app: Flask)
     admin = make_session(make_member(tenant, Role.admin))
     viewer = make_member(tenant, Role.viewonly)
     session = make_session(viewer)
-    assert _client(app, session).get(MEMBERS).status_code == 200
-    promote = _client(app, admin).patch(f"{MEMBERS}/{viewer.membership_id}",
-                                        json={"role": "staff"}, headers=_csrf(admin))
+    assert make_client(app, session).get(MEMBERS).status_code == 200
+    promote = make_client(app, admin).patch(f"{MEMBERS}/{viewer.membership_id}",
+                                            json={"role": "staff"}, headers=csrf_headers(admin))
     assert promote.status_code == 200, promote.get_json()
-    blocked = _client(app, session).get(MEMBERS)
-    assert blocked.status_code == 403 and _code(blocked) == "mfa_enrollment_required"
+    blocked = make_client(app, session).get(MEMBERS)
+    assert blocked.status_code == 403 and problem_code(blocked) == "mfa_enrollment_required"
     assert _state(app, session) == "mfa_enrollment"
 
 
@@ -578,26 +534,26 @@ def test_a_suspended_or_removed_members_credentials_die_at_once(app: Flask,
     admin = make_session(make_member(tenant, Role.admin))
     target = make_member(tenant, Role.manager)
     session = make_session(target)
-    _, key = _key(target, ["jobs:read"])
-    job_id = _job(tenant, target.user_id)
-    assert _client(app, session).get(ME).status_code == 200
-    assert _client(app).get(f"/api/v1/jobs/{job_id}", headers=_bearer(key)).status_code == 200
+    _, key = make_access_key(target, ["jobs:read"])
+    job_id = make_job(target)
+    assert make_client(app, session).get(ME).status_code == 200
+    assert make_client(app).get(f"/api/v1/jobs/{job_id}", headers=_bearer(key)).status_code == 200
 
-    client = _client(app, admin)
+    client = make_client(app, admin)
     path = f"{MEMBERS}/{target.membership_id}"
     if action == "suspend":
-        response = client.patch(path, json={"status": "suspended"}, headers=_csrf(admin))
+        response = client.patch(path, json={"status": "suspended"}, headers=csrf_headers(admin))
         assert response.status_code == 200, response.get_json()
     else:
-        response = client.delete(path, headers=_csrf(admin))
+        response = client.delete(path, headers=csrf_headers(admin))
         assert response.status_code == 204
 
     for path in (ME, MEMBERS, f"/api/v1/jobs/{job_id}"):
-        refused = _client(app, session).get(path)
-        assert refused.status_code == 401 and _code(refused) == "not_authenticated"
-    refused = _client(app).get(f"/api/v1/jobs/{job_id}", headers=_bearer(key))
-    assert refused.status_code == 401 and _code(refused) == "not_authenticated"
-    login = _client(app).post(LOGIN, json={"email": target.email, "password": target.password})
+        refused = make_client(app, session).get(path)
+        assert refused.status_code == 401 and problem_code(refused) == "not_authenticated"
+    refused = make_client(app).get(f"/api/v1/jobs/{job_id}", headers=_bearer(key))
+    assert refused.status_code == 401 and problem_code(refused) == "not_authenticated"
+    login = make_client(app).post(LOGIN, json={"email": target.email, "password": target.password})
     assert login.status_code in {401, 403}
     assert "portcullis_session" not in _set_cookies(login)
 
@@ -606,47 +562,48 @@ def test_a_suspended_or_removed_members_credentials_die_at_once(app: Flask,
 
 def test_a_key_works_only_within_its_scope_and_never_on_session_routes(app: Flask) -> None:
     admin = make_session(make_member(make_tenant(), Role.admin))
-    job_id = _job(admin.member.tenant_id, admin.member.user_id)
+    job_id = make_job(admin)
     _, reader = _api_key(app, admin, ["jobs:read"])
     _, other = _api_key(app, admin, ["buckets:read", "files:read", "audit:read"])
     job = f"/api/v1/jobs/{job_id}"
 
-    ok = _client(app).get(job, headers=_bearer(reader))
+    ok = make_client(app).get(job, headers=_bearer(reader))
     assert ok.status_code == 200 and ok.get_json()["id"] == str(job_id)
-    lacking = _client(app).get(job, headers=_bearer(other))
-    assert lacking.status_code == 403 and _code(lacking) == "insufficient_scope"
+    lacking = make_client(app).get(job, headers=_bearer(other))
+    assert lacking.status_code == 403 and problem_code(lacking) == "insufficient_scope"
 
     for key in (reader, other):
         for method, path in (("get", ME), ("get", MEMBERS), ("get", SESSIONS),
                              ("get", "/api/v1/access-keys"), ("post", "/api/v1/access-keys"),
                              ("post", LOGOUT),
                              ("patch", f"{MEMBERS}/{admin.member.membership_id}")):
-            response = getattr(_client(app), method)(path, headers=_bearer(key), json={})
+            response = getattr(make_client(app), method)(path, headers=_bearer(key), json={})
             assert response.status_code == 403, (path, response.get_json())
-            assert _code(response) == "session_required"
+            assert problem_code(response) == "session_required"
 
 
 def test_a_revoked_key_is_401(app: Flask) -> None:
     admin = make_session(make_member(make_tenant(), Role.admin))
-    job = f"/api/v1/jobs/{_job(admin.member.tenant_id, admin.member.user_id)}"
+    job = f"/api/v1/jobs/{make_job(admin)}"
     key_id, key = _api_key(app, admin, ["jobs:read"])
-    assert _client(app).get(job, headers=_bearer(key)).status_code == 200
-    revoked = _client(app, admin).delete(f"/api/v1/access-keys/{key_id}", headers=_csrf(admin))
+    assert make_client(app).get(job, headers=_bearer(key)).status_code == 200
+    revoked = make_client(app, admin).delete(f"/api/v1/access-keys/{key_id}",
+                                             headers=csrf_headers(admin))
     assert revoked.status_code == 204
-    response = _client(app).get(job, headers=_bearer(key))
-    assert response.status_code == 401 and _code(response) == "not_authenticated"
+    response = make_client(app).get(job, headers=_bearer(key))
+    assert response.status_code == 401 and problem_code(response) == "not_authenticated"
 
 
 def test_an_expired_key_is_401(app: Flask) -> None:
     admin = make_session(make_member(make_tenant(), Role.admin))
-    job = f"/api/v1/jobs/{_job(admin.member.tenant_id, admin.member.user_id)}"
+    job = f"/api/v1/jobs/{make_job(admin)}"
     key_id, key = _api_key(app, admin, ["jobs:read"])
-    assert _client(app).get(job, headers=_bearer(key)).status_code == 200
+    assert make_client(app).get(job, headers=_bearer(key)).status_code == 200
     with system_session() as db:
         db.execute(update(AccessKey).where(AccessKey.id == uuid.UUID(key_id))
                    .values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))
-    response = _client(app).get(job, headers=_bearer(key))
-    assert response.status_code == 401 and _code(response) == "not_authenticated"
+    response = make_client(app).get(job, headers=_bearer(key))
+    assert response.status_code == 401 and problem_code(response) == "not_authenticated"
 
 
 def test_a_key_acts_with_its_creators_current_role(app: Flask) -> None:
@@ -655,16 +612,17 @@ def test_a_key_acts_with_its_creators_current_role(app: Flask) -> None:
     other_admin = make_session(make_member(tenant, Role.admin))
     staff = make_member(tenant, Role.staff)
     _, key = _api_key(app, creator, ["jobs:read"])
-    staffs_job = f"/api/v1/jobs/{_job(tenant, staff.user_id)}"
-    own_job = f"/api/v1/jobs/{_job(tenant, creator.member.user_id)}"
-    assert _client(app).get(staffs_job, headers=_bearer(key)).status_code == 200  # as admin
+    staffs_job = f"/api/v1/jobs/{make_job(staff)}"
+    own_job = f"/api/v1/jobs/{make_job(creator)}"
+    assert make_client(app).get(staffs_job, headers=_bearer(key)).status_code == 200  # as admin
 
-    demote = _client(app, other_admin).patch(f"{MEMBERS}/{creator.member.membership_id}",
-                                             json={"role": "staff"}, headers=_csrf(other_admin))
+    demote = make_client(app, other_admin).patch(f"{MEMBERS}/{creator.member.membership_id}",
+                                                 json={"role": "staff"},
+                                                 headers=csrf_headers(other_admin))
     assert demote.status_code == 200, demote.get_json()
-    response = _client(app).get(staffs_job, headers=_bearer(key))
-    assert response.status_code == 404 and _code(response) == "not_found"
-    assert _client(app).get(own_job, headers=_bearer(key)).status_code == 200
+    response = make_client(app).get(staffs_job, headers=_bearer(key))
+    assert response.status_code == 404 and problem_code(response) == "not_found"
+    assert make_client(app).get(own_job, headers=_bearer(key)).status_code == 200
 
 
 @pytest.mark.parametrize("authorization", [
@@ -679,79 +637,66 @@ def test_a_key_acts_with_its_creators_current_role(app: Flask) -> None:
 ])
 def test_a_made_up_key_is_401(app: Flask, authorization: str) -> None:
     admin = make_session(make_member(make_tenant(), Role.admin))
-    job = f"/api/v1/jobs/{_job(admin.member.tenant_id, admin.member.user_id)}"
+    job = f"/api/v1/jobs/{make_job(admin)}"
     for path in (job, ME):
-        response = _client(app).get(path, headers={"Authorization": authorization})
-        assert response.status_code == 401 and _code(response) == "not_authenticated"
+        response = make_client(app).get(path, headers={"Authorization": authorization})
+        assert response.status_code == 401 and problem_code(response) == "not_authenticated"
 
 
 def test_a_real_key_with_one_character_changed_is_401(app: Flask) -> None:
     admin = make_session(make_member(make_tenant(), Role.admin))
-    job = f"/api/v1/jobs/{_job(admin.member.tenant_id, admin.member.user_id)}"
+    job = f"/api/v1/jobs/{make_job(admin)}"
     _, key = _api_key(app, admin, ["jobs:read"])
     tampered = key[:-1] + ("B" if key[-1] != "B" else "C")
-    assert _client(app).get(job, headers=_bearer(tampered)).status_code == 401
-    assert _client(app).get(job, headers=_bearer(key)).status_code == 200
-
-
-def _operator_key() -> tuple[uuid.UUID, str]:
-    secret = create_operator_key(f"attack-test-{uuid.uuid4().hex[:8]}")
-    key_id = lookup.operator_key(secrets_gen.digest(secret))
-    assert key_id is not None
-    return key_id, secret
-
-
-def _operator_job(key_id: uuid.UUID) -> uuid.UUID:
-    with system_session() as db:
-        return create_job(db, tenant_id=None, kind="sample", task_name=TASK,
-                          operator_key_id=key_id).id
+    assert make_client(app).get(job, headers=_bearer(tampered)).status_code == 401
+    assert make_client(app).get(job, headers=_bearer(key)).status_code == 200
 
 
 def test_an_operator_key_reads_only_its_own_jobs_and_operator_routes(app: Flask) -> None:
-    key_id, key = _operator_key()
-    other_id, _ = _operator_key()
-    own, foreign = _operator_job(key_id), _operator_job(other_id)
+    key_id, key = make_operator_key()
+    other_id, _ = make_operator_key()
+    own, foreign = make_job(None, operator_key_id=key_id), make_job(None, operator_key_id=other_id)
     admin = make_session(make_member(make_tenant(), Role.admin))
-    tenant_job = _job(admin.member.tenant_id, admin.member.user_id)
+    tenant_job = make_job(admin)
 
-    ok = _client(app).get(f"/api/v1/jobs/{own}", headers=_bearer(key))
+    ok = make_client(app).get(f"/api/v1/jobs/{own}", headers=_bearer(key))
     assert ok.status_code == 200 and ok.get_json()["id"] == str(own)
     for job_id in (foreign, tenant_job, uuid.uuid4()):
-        response = _client(app).get(f"/api/v1/jobs/{job_id}", headers=_bearer(key))
-        assert response.status_code == 404 and _code(response) == "not_found"
+        response = make_client(app).get(f"/api/v1/jobs/{job_id}", headers=_bearer(key))
+        assert response.status_code == 404 and problem_code(response) == "not_found"
 
     for method, path in (("get", MEMBERS), ("get", ME), ("get", SESSIONS),
                          ("get", "/api/v1/access-keys"), ("get", "/api/v1/audit-events"),
                          ("post", LOGOUT), ("post", "/api/v1/access-keys"),
                          ("delete", f"{MEMBERS}/{admin.member.membership_id}")):
-        response = getattr(_client(app), method)(path, headers=_bearer(key), json={})
+        response = getattr(make_client(app), method)(path, headers=_bearer(key), json={})
         assert response.status_code == 401, (path, response.get_json())
-        assert _code(response) == "not_authenticated"
+        assert problem_code(response) == "not_authenticated"
     # Nothing changed for the tenant's admin.
-    assert _client(app, admin).get(ME).status_code == 200
+    assert make_client(app, admin).get(ME).status_code == 200
 
     # The operator route itself takes the operator key, and only it.
     target = make_tenant("Operated Co")
     path = f"/api/v1/operator/tenants/{target}/status"
-    worked = _client(app).post(path, json={"status": "active"}, headers=_bearer(key))
+    worked = make_client(app).post(path, json={"status": "active"}, headers=_bearer(key))
     assert worked.status_code == 200, worked.get_json()
     _, admin_key = _api_key(app, admin, ["jobs:read", "audit:read", "billing:read"])
-    by_key = _client(app).post(path, json={"status": "suspended"}, headers=_bearer(admin_key))
+    by_key = make_client(app).post(path, json={"status": "suspended"}, headers=_bearer(admin_key))
     assert by_key.status_code in {401, 403}
-    by_session = _client(app, admin).post(path, json={"status": "suspended"},
-                                          headers=_csrf(admin))
+    by_session = make_client(app, admin).post(path, json={"status": "suspended"},
+                                              headers=csrf_headers(admin))
     assert by_session.status_code in {401, 403}
 
 
 def test_a_revoked_operator_key_is_401(app: Flask) -> None:
-    key_id, key = _operator_key()
-    job = f"/api/v1/jobs/{_operator_job(key_id)}"
-    assert _client(app).get(job, headers=_bearer(key)).status_code == 200
+    key_id, key = make_operator_key()
+    job = f"/api/v1/jobs/{make_job(None, operator_key_id=key_id)}"
+    assert make_client(app).get(job, headers=_bearer(key)).status_code == 200
     with system_session() as db:
         db.execute(update(OperatorKey).where(OperatorKey.id == key_id)
                    .values(revoked_at=datetime.now(UTC)))
-    response = _client(app).get(job, headers=_bearer(key))
-    assert response.status_code == 401 and _code(response) == "not_authenticated"
+    response = make_client(app).get(job, headers=_bearer(key))
+    assert response.status_code == 401 and problem_code(response) == "not_authenticated"
 
 
 # --------------------------------------------------------------------------- tenants
@@ -761,11 +706,11 @@ def test_another_tenants_members_and_keys_are_404(app: Flask) -> None:
     theirs = make_tenant("Theirs")
     their_admin = make_session(make_member(theirs, Role.admin))
     victim = make_member(theirs, Role.staff)
-    key_id, key = _key(their_admin.member, ["jobs:read"])
-    job = f"/api/v1/jobs/{_job(theirs, their_admin.member.user_id)}"
+    key_id, key = make_access_key(their_admin.member, ["jobs:read"])
+    job = f"/api/v1/jobs/{make_job(their_admin)}"
 
-    client = _client(app, mine)
-    missing = client.delete(f"{MEMBERS}/{uuid.uuid4()}", headers=_csrf(mine))
+    client = make_client(app, mine)
+    missing = client.delete(f"{MEMBERS}/{uuid.uuid4()}", headers=csrf_headers(mine))
     assert missing.status_code == 404
     attempts = [
         ("patch", f"{MEMBERS}/{victim.membership_id}", {"role": "admin"}),
@@ -776,9 +721,9 @@ def test_another_tenants_members_and_keys_are_404(app: Flask) -> None:
         ("delete", f"/api/v1/access-keys/{key_id}", None),
     ]
     for method, path, body in attempts:
-        response = getattr(client, method)(path, json=body, headers=_csrf(mine))
+        response = getattr(client, method)(path, json=body, headers=csrf_headers(mine))
         assert response.status_code == 404, (path, response.get_json())
-        assert _code(response) == "not_found"
+        assert problem_code(response) == "not_found"
         if method == "delete" and "members" in path:
             assert _without_request_id(response) == _without_request_id(missing)
 
@@ -789,32 +734,28 @@ def test_another_tenants_members_and_keys_are_404(app: Flask) -> None:
     assert rows[victim.membership_id] == (Role.staff.value, "active")
     assert rows[their_admin.member.membership_id] == (Role.admin.value, "active")
     assert revoked is None
-    assert _client(app).get(job, headers=_bearer(key)).status_code == 200
-    assert _client(app, their_admin).get(ME).status_code == 200
+    assert make_client(app).get(job, headers=_bearer(key)).status_code == 200
+    assert make_client(app, their_admin).get(ME).status_code == 200
 
 
 # --------------------------------------------------------------------------- login oracles
-
-def _login(app: Flask, email: str, password: str) -> TestResponse:
-    return _client(app).post(LOGIN, json={"email": email, "password": password})
-
 
 def test_unknown_email_and_wrong_password_answer_alike(app: Flask) -> None:
     tenant = make_tenant()
     admin = make_session(make_member(tenant, Role.admin))
     member = make_member(tenant, Role.viewonly)
     removed = make_member(tenant, Role.viewonly)
-    assert _client(app, admin).delete(f"{MEMBERS}/{removed.membership_id}",
-                                      headers=_csrf(admin)).status_code == 204
+    assert make_client(app, admin).delete(f"{MEMBERS}/{removed.membership_id}",
+                                          headers=csrf_headers(admin)).status_code == 204
     wrong = "a wrong but long password"
 
-    unknown = _login(app, f"nobody-{uuid.uuid4().hex[:10]}@example.com", wrong)
-    assert unknown.status_code == 401 and _code(unknown) == "invalid_credentials"
+    unknown = log_in(make_client(app), f"nobody-{uuid.uuid4().hex[:10]}@example.com", wrong)
+    assert unknown.status_code == 401 and problem_code(unknown) == "invalid_credentials"
     reference = _without_request_id(unknown)
-    for response in (_login(app, member.email, wrong),
-                     _login(app, member.email.upper(), wrong),
-                     _login(app, removed.email, wrong),
-                     _login(app, removed.email, removed.password)):
+    for response in (log_in(make_client(app), member.email, wrong),
+                     log_in(make_client(app), member.email.upper(), wrong),
+                     log_in(make_client(app), removed.email, wrong),
+                     log_in(make_client(app), removed.email, removed.password)):
         assert response.status_code == 401
         assert _without_request_id(response) == reference
         assert response.headers["Content-Type"] == unknown.headers["Content-Type"]
@@ -824,10 +765,11 @@ def test_unknown_email_and_wrong_password_answer_alike(app: Flask) -> None:
 
 def test_email_not_verified_is_said_only_after_the_right_password(app: Flask) -> None:
     member = make_member(make_tenant(), Role.admin, verified=False)
-    unknown = _login(app, f"nobody-{uuid.uuid4().hex[:10]}@example.com", "nope nope nope")
-    wrong = _login(app, member.email, "nope nope nope")
-    assert wrong.status_code == 401 and _code(wrong) == "invalid_credentials"
+    unknown = log_in(make_client(app), f"nobody-{uuid.uuid4().hex[:10]}@example.com",
+                     "nope nope nope")
+    wrong = log_in(make_client(app), member.email, "nope nope nope")
+    assert wrong.status_code == 401 and problem_code(wrong) == "invalid_credentials"
     assert _without_request_id(wrong) == _without_request_id(unknown)
-    right = _login(app, member.email, member.password)
-    assert right.status_code == 403 and _code(right) == "email_not_verified"
+    right = log_in(make_client(app), member.email, member.password)
+    assert right.status_code == 403 and problem_code(right) == "email_not_verified"
     assert "portcullis_session" not in _set_cookies(right)

@@ -7,9 +7,7 @@ lock's Redis key, never by waiting."""
 
 from __future__ import annotations
 
-import ipaddress
 import os
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,41 +28,21 @@ from portcullis.db import system_session, tenant_session
 from portcullis.redis_client import get_redis
 from tests.support.factories import Member, make_member, make_session, make_tenant
 from tests.support.mail import wait_for_mail
+from tests.support.web import csrf_headers, log_in, make_client, problem_code
 
 pytestmark = pytest.mark.usefixtures("stack")
 
-LOGIN = "/api/v1/auth/login"
 ME = "/api/v1/auth/me"
 MFA_VERIFY = "/api/v1/auth/mfa/verify"
-TEST_NET = ipaddress.ip_network("198.18.0.0/15")
-
-
-def _ip() -> str:
-    return str(TEST_NET[secrets.randbelow(TEST_NET.num_addresses - 2) + 1])
-
-
-def _code(response: TestResponse) -> str | None:
-    body = response.get_json(force=True, silent=True)
-    return body.get("code") if isinstance(body, dict) else None
-
-
-def _wrong_code(member: Member) -> str:
-    valid = {member.totp_code(offset) for offset in range(-2, 3)}
-    while True:
-        code = f"{secrets.randbelow(10 ** 6):06d}"
-        if code not in valid:
-            return code
 
 
 def _log_in(app: Flask, member: Member) -> tuple[FlaskClient, dict[str, str]]:
     """A fresh login with the password, as someone who has it would do: a new session."""
-    client = app.test_client()
-    client.environ_base["REMOTE_ADDR"] = _ip()
-    response = client.post(LOGIN, json={"email": member.email, "password": member.password})
+    client = make_client(app)
+    response = log_in(client, member.email, member.password)
     assert response.get_json() == {"status": "mfa_required"}, response.get_json()
-    csrf = client.get_cookie("portcullis_csrf")
-    assert csrf is not None
-    return client, {"X-CSRF-Token": csrf.value}
+    assert client.get_cookie("portcullis_csrf") is not None
+    return client, csrf_headers(client)
 
 
 def _verify(client: FlaskClient, headers: dict[str, str], code: str) -> TestResponse:
@@ -74,14 +52,14 @@ def _verify(client: FlaskClient, headers: dict[str, str], code: str) -> TestResp
 def _burn_a_session(app: Flask, member: Member, wrong: int = 5) -> None:
     client, headers = _log_in(app, member)
     for attempt in range(wrong):
-        response = _verify(client, headers, _wrong_code(member))
+        response = _verify(client, headers, member.wrong_totp_code())
         assert response.status_code == 401, (attempt, response.get_json())
-        assert _code(response) == "invalid_mfa_code"
+        assert problem_code(response) == "invalid_mfa_code"
 
 
 def _assert_locked(response: TestResponse) -> None:
     assert response.status_code == 429, response.get_json()
-    assert _code(response) == "rate_limited"
+    assert problem_code(response) == "rate_limited"
     assert response.headers["Content-Type"].startswith("application/problem+json")
     assert 0 < int(response.headers["Retry-After"]) <= get_settings().MFA_LOCKOUT_SECONDS
 
@@ -107,7 +85,7 @@ def test_wrong_codes_across_fresh_logins_lock_the_second_factor(app: Flask,
 
     client, headers = _log_in(app, member)  # a third login: the password still works
     _assert_locked(_verify(client, headers, member.totp_code()))  # even the right code
-    _assert_locked(_verify(client, headers, _wrong_code(member)))
+    _assert_locked(_verify(client, headers, member.wrong_totp_code()))
     assert client.get(ME).get_json()["session"] == "mfa_pending"
 
     [event] = _lock_events(member)
@@ -129,13 +107,13 @@ def test_a_recovery_code_is_refused_while_locked_and_other_users_are_not(app: Fl
     _burn_a_session(app, member)
     _burn_a_session(app, member)
     pending = make_session(member, SessionState.mfa_pending)
-    client = pending.attach(app.test_client())
+    client = make_client(app, pending)
     # No recovery codes exist for factory members: any 12-character code is refused as
     # locked, not as wrong, so nothing tells whether it would have worked.
     _assert_locked(_verify(client, {"X-CSRF-Token": pending.csrf}, "abcd-efgh-jkmn"))
 
     theirs = make_session(colleague, SessionState.mfa_pending)
-    response = _verify(theirs.attach(app.test_client()), {"X-CSRF-Token": theirs.csrf},
+    response = _verify(make_client(app, theirs), {"X-CSRF-Token": theirs.csrf},
                        colleague.totp_code())
     assert response.status_code == 200, response.get_json()
 
@@ -208,7 +186,7 @@ def test_each_repeated_lock_lasts_twice_as_long_up_to_the_cap(app: Flask) -> Non
         lengths.append(int(get_redis().ttl(f"{mfa.LOCK_PREFIX}:locked:{member.user_id}")))
         client, headers = _log_in(app, member)
         locked = _verify(client, headers, member.totp_code())
-        assert locked.status_code == 429 and _code(locked) == "rate_limited"
+        assert locked.status_code == 429 and problem_code(locked) == "rate_limited"
         assert 0 < int(locked.headers["Retry-After"]) <= lengths[-1]
         _expire_lock(member)
     assert 0 < lengths[0] <= 60 and 60 < lengths[1] <= 120
@@ -258,8 +236,8 @@ def test_verification_fails_closed_while_redis_is_down(app: Flask, tmp_path: Pat
     monkeypatch.setattr(mfa, "get_redis", lambda: unreachable)
     member = make_member(make_tenant(), Role.admin)
     pending = make_session(member, SessionState.mfa_pending)
-    client = pending.attach(app.test_client())
+    client = make_client(app, pending)
     response = _verify(client, {"X-CSRF-Token": pending.csrf}, member.totp_code())
     assert response.status_code == 503, response.get_json()
-    assert _code(response) == "dependency_unavailable"
+    assert problem_code(response) == "dependency_unavailable"
     assert client.get(ME).get_json()["session"] == "mfa_pending"

@@ -5,13 +5,9 @@ wrong code toward the per-user lockout, a wrong password with the failed logins.
 
 from __future__ import annotations
 
-import ipaddress
-import secrets
-
 import pyotp
 import pytest
 from flask import Flask
-from flask.testing import FlaskClient
 from sqlalchemy import select
 from werkzeug.test import TestResponse
 
@@ -21,51 +17,27 @@ from portcullis.audit.models import AuditEvent
 from portcullis.db import system_session, tenant_session
 from portcullis.redis_client import get_redis
 from tests.support.factories import LoggedIn, Member, make_member, make_session, make_tenant
+from tests.support.web import log_in, make_client, problem_code
 
 pytestmark = pytest.mark.usefixtures("stack")
 
 ENROLL = "/api/v1/auth/mfa/enroll"
 CONFIRM = "/api/v1/auth/mfa/enroll/confirm"
 VERIFY = "/api/v1/auth/mfa/verify"
-LOGIN = "/api/v1/auth/login"
 ME = "/api/v1/auth/me"
 WRONG_PASSWORD = "definitely not the password"
-TEST_NET = ipaddress.ip_network("198.18.0.0/15")
-
-
-def _ip() -> str:
-    return str(TEST_NET[secrets.randbelow(TEST_NET.num_addresses - 2) + 1])
-
-
-def _client(app: Flask, who: LoggedIn) -> FlaskClient:
-    client = app.test_client()
-    client.environ_base["REMOTE_ADDR"] = _ip()
-    return who.attach(client)
-
-
-def _code(response: TestResponse) -> str | None:
-    body = response.get_json(force=True, silent=True)
-    return body.get("code") if isinstance(body, dict) else None
-
-
-def _wrong_code(member: Member) -> str:
-    valid = {member.totp_code(offset) for offset in range(-2, 3)}
-    while True:
-        code = f"{secrets.randbelow(10 ** 6):06d}"
-        if code not in valid:
-            return code
 
 
 def _enroll(app: Flask, who: LoggedIn, body: dict[str, str] | None = None) -> TestResponse:
-    client = _client(app, who)
+    client = make_client(app, who)
     headers = {"X-CSRF-Token": who.csrf}
     return client.post(ENROLL, headers=headers) if body is None else client.post(
         ENROLL, headers=headers, json=body)
 
 
 def _confirm(app: Flask, who: LoggedIn, secret: str) -> TestResponse:
-    return _client(app, who).post(CONFIRM, headers={"X-CSRF-Token": who.csrf},
-                                  json={"code": pyotp.TOTP(secret).now()})
+    return make_client(app, who).post(CONFIRM, headers={"X-CSRF-Token": who.csrf},
+                                      json={"code": pyotp.TOTP(secret).now()})
 
 
 def _pending_secret(member: Member) -> bytes | None:
@@ -77,8 +49,8 @@ def _pending_secret(member: Member) -> bytes | None:
 
 def _second_factor_works(app: Flask, member: Member, code: str) -> bool:
     pending = make_session(member, SessionState.mfa_pending)
-    response = _client(app, pending).post(VERIFY, headers={"X-CSRF-Token": pending.csrf},
-                                          json={"code": code})
+    response = make_client(app, pending).post(VERIFY, headers={"X-CSRF-Token": pending.csrf},
+                                              json={"code": code})
     return response.status_code == 200
 
 
@@ -94,12 +66,12 @@ def test_a_full_session_cannot_replace_totp_without_proof(
     for body in (None, {}):
         refused = _enroll(app, session, body)
         assert refused.status_code == 403, refused.get_json()
-        assert _code(refused) == "reauthentication_required"
+        assert problem_code(refused) == "reauthentication_required"
         assert refused.headers["Content-Type"].startswith("application/problem+json")
     assert _pending_secret(member) is None
     # Confirming has nothing to confirm, whatever secret the thief brings.
     confirm = _confirm(app, session, pyotp.random_base32())
-    assert confirm.status_code == 409 and _code(confirm) == "mfa_not_enrolling"
+    assert confirm.status_code == 409 and problem_code(confirm) == "mfa_not_enrolling"
     assert _second_factor_works(app, member, member.totp_code())  # the old one still rules
 
 
@@ -134,7 +106,7 @@ def test_the_password_allows_replacing_totp(app: Flask,
     confirmed = _confirm(app, session, again.get_json()["secret"])
     assert confirmed.status_code == 200, confirmed.get_json()
     # Used up by the replacement: the next one needs a proof again.
-    assert _code(_enroll(app, session)) == "reauthentication_required"
+    assert problem_code(_enroll(app, session)) == "reauthentication_required"
 
 
 def test_a_recovery_code_allows_replacing_totp_once(app: Flask) -> None:
@@ -147,7 +119,7 @@ def test_a_recovery_code_allows_replacing_totp_once(app: Flask) -> None:
     first, second = make_session(member), make_session(member)
     assert _enroll(app, first, {"code": codes[0]}).status_code == 200
     reused = _enroll(app, second, {"code": codes[0]})
-    assert reused.status_code == 401 and _code(reused) == "invalid_mfa_code"
+    assert reused.status_code == 401 and problem_code(reused) == "invalid_mfa_code"
     with tenant_session(member.tenant_id) as db:
         used = db.scalars(select(RecoveryCode).where(RecoveryCode.user_id == member.user_id,
                                                      RecoveryCode.used_at.is_not(None))).all()
@@ -157,16 +129,16 @@ def test_a_recovery_code_allows_replacing_totp_once(app: Flask) -> None:
 def test_wrong_proofs_are_refused(app: Flask, enrolled: tuple[Member, LoggedIn]) -> None:
     member, session = enrolled
     for body, code in (({"password": WRONG_PASSWORD}, "invalid_credentials"),
-                       ({"code": _wrong_code(member)}, "invalid_mfa_code"),
+                       ({"code": member.wrong_totp_code()}, "invalid_mfa_code"),
                        ({"code": "not-a-code"}, "invalid_mfa_code")):
         response = _enroll(app, session, body)
         assert response.status_code == 401, response.get_json()
-        assert _code(response) == code
+        assert problem_code(response) == code
         assert WRONG_PASSWORD not in response.get_data(as_text=True)
     assert _pending_secret(member) is None
-    assert _code(_enroll(app, session)) == "reauthentication_required"  # no proof was kept
+    assert problem_code(_enroll(app, session)) == "reauthentication_required"  # no proof was kept
     both = _enroll(app, session, {"code": member.totp_code(), "password": member.password})
-    assert both.status_code == 400 and _code(both) == "validation_error"
+    assert both.status_code == 400 and problem_code(both) == "validation_error"
 
 
 def test_the_proof_belongs_to_its_session_and_lasts_five_minutes(
@@ -175,12 +147,12 @@ def test_the_proof_belongs_to_its_session_and_lasts_five_minutes(
     other = make_session(member)  # say, a stolen cookie of the same user
     secret = _enroll(app, session, {"password": member.password}).get_json()["secret"]
     refused = _confirm(app, other, secret)
-    assert refused.status_code == 403 and _code(refused) == "reauthentication_required"
+    assert refused.status_code == 403 and problem_code(refused) == "reauthentication_required"
     ttl = get_redis().ttl(f"{mfa.REAUTH_PREFIX}:{session.session_id}")
     assert 0 < ttl <= 300
     get_redis().delete(f"{mfa.REAUTH_PREFIX}:{session.session_id}")  # as if 5 minutes passed
     late = _confirm(app, session, secret)
-    assert late.status_code == 403 and _code(late) == "reauthentication_required"
+    assert late.status_code == 403 and problem_code(late) == "reauthentication_required"
     assert _second_factor_works(app, member, member.totp_code())
 
 
@@ -191,7 +163,7 @@ def test_first_enrolment_needs_no_body(app: Flask) -> None:
     assert started.status_code == 200, started.get_json()
     assert started.get_json()["otpauth_uri"].startswith("otpauth://totp/")
     assert _confirm(app, enrolling, started.get_json()["secret"]).status_code == 200
-    assert _client(app, enrolling).get(ME).get_json()["session"] == "full"
+    assert make_client(app, enrolling).get(ME).get_json()["session"] == "full"
 
 
 def test_a_full_session_needs_the_password_for_a_first_enrolment(app: Flask) -> None:
@@ -202,12 +174,12 @@ def test_a_full_session_needs_the_password_for_a_first_enrolment(app: Flask) -> 
     for body in (None, {}, {"code": "123456"}):
         refused = _enroll(app, session, body)
         assert refused.status_code == 403, (body, refused.get_json())
-        assert _code(refused) == "reauthentication_required"
+        assert problem_code(refused) == "reauthentication_required"
         assert refused.headers["Content-Type"].startswith("application/problem+json")
     wrong = _enroll(app, session, {"password": WRONG_PASSWORD})
-    assert wrong.status_code == 401 and _code(wrong) == "invalid_credentials"
+    assert wrong.status_code == 401 and problem_code(wrong) == "invalid_credentials"
     assert _pending_secret(member) is None
-    assert _code(_enroll(app, session)) == "reauthentication_required"  # no proof was kept
+    assert problem_code(_enroll(app, session)) == "reauthentication_required"  # no proof was kept
 
     session = make_session(member)  # the owner, in another session, with the password
     started = _enroll(app, session, {"password": member.password})
@@ -216,23 +188,24 @@ def test_a_full_session_needs_the_password_for_a_first_enrolment(app: Flask) -> 
     assert confirmed.status_code == 200, confirmed.get_json()
     assert len(confirmed.get_json()["recovery_codes"]) == 10
     # The proof was used up by the enrolment: replacing it now needs a new one.
-    assert _code(_enroll(app, session)) == "reauthentication_required"
+    assert problem_code(_enroll(app, session)) == "reauthentication_required"
 
 
 def test_wrong_codes_at_reenrolment_count_toward_the_lockout(
         app: Flask, enrolled: tuple[Member, LoggedIn]) -> None:
     member, session = enrolled
     for _ in range(5):
-        assert _code(_enroll(app, session, {"code": _wrong_code(member)})) == "invalid_mfa_code"
+        wrong = _enroll(app, session, {"code": member.wrong_totp_code()})
+        assert problem_code(wrong) == "invalid_mfa_code"
     pending = make_session(member, SessionState.mfa_pending)
-    client = _client(app, pending)
+    client = make_client(app, pending)
     for _ in range(5):  # the 10th wrong code for this user locks the second factor
         response = client.post(VERIFY, headers={"X-CSRF-Token": pending.csrf},
-                               json={"code": _wrong_code(member)})
-        assert _code(response) == "invalid_mfa_code"
+                               json={"code": member.wrong_totp_code()})
+        assert problem_code(response) == "invalid_mfa_code"
     other = make_session(member)
     locked = _enroll(app, other, {"code": member.totp_code()})
-    assert locked.status_code == 429 and _code(locked) == "rate_limited"
+    assert locked.status_code == 429 and problem_code(locked) == "rate_limited"
     assert int(locked.headers["Retry-After"]) > 0
     assert _pending_secret(member) is None
 
@@ -241,20 +214,16 @@ def test_wrong_passwords_at_reenrolment_count_as_failed_logins(
         app: Flask, enrolled: tuple[Member, LoggedIn]) -> None:
     member, session = enrolled
     for _ in range(5):
-        assert _code(_enroll(app, session, {"password": WRONG_PASSWORD})) == \
+        assert problem_code(_enroll(app, session, {"password": WRONG_PASSWORD})) == \
             "invalid_credentials"
     for _ in range(5):  # five more failures at the login make ten for the account
-        login = app.test_client()
-        login.environ_base["REMOTE_ADDR"] = _ip()
-        response = login.post(LOGIN, json={"email": member.email, "password": WRONG_PASSWORD})
-        assert _code(response) == "invalid_credentials"
-    login = app.test_client()
-    login.environ_base["REMOTE_ADDR"] = _ip()
-    blocked = login.post(LOGIN, json={"email": member.email, "password": member.password})
-    assert blocked.status_code == 429 and _code(blocked) == "rate_limited"
+        response = log_in(make_client(app), member.email, WRONG_PASSWORD)
+        assert problem_code(response) == "invalid_credentials"
+    blocked = log_in(make_client(app), member.email, member.password)
+    assert blocked.status_code == 429 and problem_code(blocked) == "rate_limited"
     # ... and the same budget stops password proofs from another session too.
     other = _enroll(app, make_session(member), {"password": member.password})
-    assert other.status_code == 429 and _code(other) == "rate_limited"
+    assert other.status_code == 429 and problem_code(other) == "rate_limited"
     with system_session() as db:
         failed = db.scalars(select(AuditEvent).where(
             AuditEvent.tenant_id == member.tenant_id,

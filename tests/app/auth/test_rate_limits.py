@@ -7,63 +7,44 @@ Every test uses its own accounts and client addresses, so tests do not share cou
 
 from __future__ import annotations
 
-import ipaddress
 import os
-import secrets
 import time
 import uuid
 from collections.abc import Iterator
 
 import pytest
 from flask import Flask
-from flask.testing import FlaskClient
 from limits import parse as parse_limit
 from werkzeug.test import TestResponse
 
 from config import get_settings
 from devstack.stack import LocalStack
 from portcullis.accounts.models import Role, SessionState
-from tests.support.factories import LoggedIn, Member, make_member, make_session, make_tenant
+from tests.support.factories import (
+    Member,
+    make_access_key,
+    make_member,
+    make_session,
+    make_tenant,
+)
+from tests.support.web import fresh_ip, log_in, make_client, problem_code
 
 pytestmark = pytest.mark.usefixtures("stack")
 
-LOGIN = "/api/v1/auth/login"
 ME = "/api/v1/auth/me"
 MEMBERS = "/api/v1/members"
 SESSIONS = "/api/v1/auth/sessions"
 MFA_VERIFY = "/api/v1/auth/mfa/verify"
 WRONG = "definitely not the password"
-TEST_NET = ipaddress.ip_network("198.18.0.0/15")
-
-
-def _ip() -> str:
-    return str(TEST_NET[secrets.randbelow(TEST_NET.num_addresses - 2) + 1])
-
-
-def _client(app: Flask, ip: str | None = None, who: LoggedIn | None = None) -> FlaskClient:
-    client = app.test_client()
-    client.environ_base["REMOTE_ADDR"] = ip or _ip()
-    if who is not None:
-        who.attach(client)
-    return client
-
-
-def _login(app: Flask, email: str, password: str, ip: str | None = None) -> TestResponse:
-    return _client(app, ip).post(LOGIN, json={"email": email, "password": password})
 
 
 def _unknown_email() -> str:
     return f"nobody-{uuid.uuid4().hex[:12]}@example.com"
 
 
-def _code(response: TestResponse) -> str | None:
-    body = response.get_json(force=True, silent=True)
-    return body.get("code") if isinstance(body, dict) else None
-
-
 def _assert_rate_limited(response: TestResponse) -> None:
     assert response.status_code == 429, response.get_json()
-    assert _code(response) == "rate_limited"
+    assert problem_code(response) == "rate_limited"
     assert response.headers["Content-Type"].startswith("application/problem+json")
     retry_after = int(response.headers["Retry-After"])
     assert 0 <= retry_after <= 60
@@ -82,17 +63,17 @@ def _viewonly() -> Member:
 def test_the_eleventh_failed_login_for_one_account_is_429(app: Flask) -> None:
     member = _viewonly()
     for attempt in range(10):  # each from its own address: only the account limit applies
-        response = _login(app, member.email, WRONG)
+        response = log_in(make_client(app), member.email, WRONG)
         assert response.status_code == 401, (attempt, response.get_json())
-        assert _code(response) == "invalid_credentials"
+        assert problem_code(response) == "invalid_credentials"
     # Even the right password, from yet another address, and spelled differently.
     for email in (member.email, member.email.upper(), f"  {member.email} "):
-        blocked = _login(app, email, member.password)
+        blocked = log_in(make_client(app), email, member.password)
         _assert_rate_limited(blocked)
         assert blocked.headers["RateLimit-Limit"] == "10"
     # Another account is not affected.
     other = _viewonly()
-    assert _login(app, other.email, other.password).status_code == 200
+    assert log_in(make_client(app), other.email, other.password).status_code == 200
 
 
 def test_the_account_budget_is_keyed_by_an_hmac_not_a_plain_digest(app: Flask) -> None:
@@ -103,7 +84,7 @@ def test_the_account_budget_is_keyed_by_an_hmac_not_a_plain_digest(app: Flask) -
     from portcullis.redis_client import get_redis
 
     member = _viewonly()
-    assert _login(app, member.email, WRONG).status_code == 401
+    assert log_in(make_client(app), member.email, WRONG).status_code == 401
     keys = [k.decode(errors="replace") for k in get_redis().scan_iter(count=1000)]
     plain = hashlib.sha256(member.email.lower().encode()).hexdigest()[:32]
     assert any(f"login-account:{keyed_digest(member.email.lower())}" in k for k in keys)
@@ -111,29 +92,29 @@ def test_the_account_budget_is_keyed_by_an_hmac_not_a_plain_digest(app: Flask) -
 
 
 def test_failures_from_one_address_across_accounts_are_429_at_the_eleventh(app: Flask) -> None:
-    ip = _ip()
+    ip = fresh_ip()
     for attempt in range(10):
-        response = _login(app, _unknown_email(), WRONG, ip)
+        response = log_in(make_client(app, ip=ip), _unknown_email(), WRONG)
         assert response.status_code == 401, (attempt, response.get_json())
     member = _viewonly()
-    blocked = _login(app, member.email, member.password, ip)
+    blocked = log_in(make_client(app, ip=ip), member.email, member.password)
     _assert_rate_limited(blocked)
     assert blocked.headers["RateLimit-Limit"] == "10"
     # The same account from another address is fine: the limit was the address's.
-    assert _login(app, member.email, member.password).status_code == 200
+    assert log_in(make_client(app), member.email, member.password).status_code == 200
 
 
 def test_successful_logins_do_not_count(app: Flask) -> None:
-    ip = _ip()
+    ip = fresh_ip()
     member = _viewonly()
     for attempt in range(15):
-        response = _login(app, member.email, member.password, ip)
+        response = log_in(make_client(app, ip=ip), member.email, member.password)
         assert response.status_code == 200, (attempt, response.get_json())
     # Failures still have their whole allowance.
     for attempt in range(10):
-        response = _login(app, member.email, WRONG, ip)
+        response = log_in(make_client(app, ip=ip), member.email, WRONG)
         assert response.status_code == 401, (attempt, response.get_json())
-    _assert_rate_limited(_login(app, member.email, member.password, ip))
+    _assert_rate_limited(log_in(make_client(app, ip=ip), member.email, member.password))
 
 
 # --------------------------------------------------------------------------- MFA
@@ -141,7 +122,7 @@ def test_successful_logins_do_not_count(app: Flask) -> None:
 def test_mfa_verify_is_limited_to_five_a_minute_per_session(app: Flask) -> None:
     member = make_member(make_tenant(), Role.admin)
     pending = make_session(member, SessionState.mfa_pending)
-    client = _client(app, who=pending)
+    client = make_client(app, pending)
     headers = {"X-CSRF-Token": pending.csrf}
     for attempt in range(5):  # malformed bodies: no wrong code is counted against the session
         response = client.post(MFA_VERIFY, json={"code": ""}, headers=headers)
@@ -152,7 +133,7 @@ def test_mfa_verify_is_limited_to_five_a_minute_per_session(app: Flask) -> None:
     assert client.get(ME).get_json()["session"] == "mfa_pending"
     # The limit is the session's: another session of the same user is not blocked.
     other = make_session(member, SessionState.mfa_pending)
-    response = _client(app, who=other).post(MFA_VERIFY, json={"code": member.totp_code()},
+    response = make_client(app, other).post(MFA_VERIFY, json={"code": member.totp_code()},
                                             headers={"X-CSRF-Token": other.csrf})
     assert response.status_code == 200, response.get_json()
 
@@ -162,7 +143,7 @@ def test_mfa_verify_is_limited_to_five_a_minute_per_session(app: Flask) -> None:
 def test_normal_responses_carry_rate_limit_headers(app: Flask) -> None:
     limit = parse_limit(get_settings().RATE_LIMIT_DEFAULT)
     who = make_session(make_member(make_tenant(), Role.admin))
-    client = _client(app, who=who)
+    client = make_client(app, who)
     first, second = client.get(MEMBERS), client.get(MEMBERS)
     for response in (first, second):
         assert response.status_code == 200
@@ -195,8 +176,8 @@ def test_the_default_limit_is_per_identity(low_default_limit: Flask) -> None:
     tenant = make_tenant()
     me = make_session(make_member(tenant, Role.admin))
     colleague = make_session(make_member(tenant, Role.admin))
-    ip = _ip()
-    client = _client(app, ip, me)
+    ip = fresh_ip()
+    client = make_client(app, me, ip=ip)
     for attempt in range(5):
         response = client.get(MEMBERS)
         assert response.status_code == 200, (attempt, response.get_json())
@@ -204,16 +185,16 @@ def test_the_default_limit_is_per_identity(low_default_limit: Flask) -> None:
         assert response.headers["RateLimit-Remaining"] == str(4 - attempt)
     _assert_rate_limited(client.get(MEMBERS))
     # The identity is limited wherever it comes from ...
-    _assert_rate_limited(_client(app, _ip(), me).get(MEMBERS))
+    _assert_rate_limited(make_client(app, me).get(MEMBERS))
     # ... while another identity at the same address is not.
-    assert _client(app, ip, colleague).get(MEMBERS).status_code == 200
+    assert make_client(app, colleague, ip=ip).get(MEMBERS).status_code == 200
 
 
 def test_the_default_limit_counts_every_route_of_an_identity(low_default_limit: Flask) -> None:
     """100 requests/min per identity (API.md): spreading them over routes does not help."""
     app = low_default_limit
     me = make_session(make_member(make_tenant(), Role.admin))
-    client = _client(app, who=me)
+    client = make_client(app, me)
     for path in (MEMBERS, MEMBERS, ME, ME, SESSIONS):
         assert client.get(path).status_code == 200
     _assert_rate_limited(client.get("/api/v1/access-keys"))
@@ -221,12 +202,12 @@ def test_the_default_limit_counts_every_route_of_an_identity(low_default_limit: 
 
 def test_the_default_limit_is_per_address_when_anonymous(low_default_limit: Flask) -> None:
     app = low_default_limit
-    ip = _ip()
+    ip = fresh_ip()
     for attempt in range(5):
-        response = _client(app, ip).get(MEMBERS)
+        response = make_client(app, ip=ip).get(MEMBERS)
         assert response.status_code == 401, (attempt, response.get_json())
-    _assert_rate_limited(_client(app, ip).get(MEMBERS))
-    assert _client(app).get(MEMBERS).status_code == 401  # another address
+    _assert_rate_limited(make_client(app, ip=ip).get(MEMBERS))
+    assert make_client(app).get(MEMBERS).status_code == 401  # another address
 
 
 # --------------------------------------------------------------------------- store down
@@ -235,17 +216,17 @@ def test_login_fails_closed_while_redis_is_down(app: Flask, stack: LocalStack) -
     member = _viewonly()
     stack["redis"].stop()
     try:
-        right = _login(app, member.email, member.password)
-        wrong = _login(app, member.email, WRONG)
+        right = log_in(make_client(app), member.email, member.password)
+        wrong = log_in(make_client(app), member.email, WRONG)
     finally:
         stack["redis"].start()
     for response in (right, wrong):
         assert response.status_code == 503, response.get_json()
-        assert _code(response) == "dependency_unavailable"
+        assert problem_code(response) == "dependency_unavailable"
         assert "portcullis_session" not in response.headers.get("Set-Cookie", "")
     deadline = time.monotonic() + 15
     while True:  # back to normal once Redis is
-        response = _login(app, member.email, member.password)
+        response = log_in(make_client(app), member.email, member.password)
         if response.status_code == 200 or time.monotonic() > deadline:
             break
         time.sleep(0.5)
@@ -272,27 +253,23 @@ def test_a_bearer_key_does_not_buy_a_fresh_budget_on_public_routes(
         low_default_limit: Flask) -> None:
     """Public routes count per address whatever the headers: an admin can mint keys, so a
     per-key budget would be an unlimited one."""
-    from portcullis.access_keys import service as access_keys
-    from portcullis.audit.service import Origin
-
     app = low_default_limit
     admin = make_member(make_tenant(), Role.admin)
-    keys = [access_keys.create(admin.tenant_id, admin.user_id, f"k{i}", ["jobs:read"], 30,
-                               Origin()).secret for i in range(2)]
-    ip = _ip()
+    keys = [make_access_key(admin, ["jobs:read"]).secret for _ in range(2)]
+    ip = fresh_ip()
     for attempt in range(5):
-        response = _client(app, ip).post("/api/v1/auth/password/forgot",
-                                         json={"email": _unknown_email()})
+        response = make_client(app, ip=ip).post("/api/v1/auth/password/forgot",
+                                                json={"email": _unknown_email()})
         assert response.status_code == 202, (attempt, response.get_json())
     for method, path, body in PUBLIC_ROUTES:
         for key in keys:
-            response = getattr(_client(app, ip), method)(
+            response = getattr(make_client(app, ip=ip), method)(
                 path, json=body, headers={"Authorization": f"Bearer {key}"})
             _assert_rate_limited(response)
             assert response.headers["RateLimit-Limit"] == "5", path
     # The key keeps its own budget where it is a credential.
-    job = _client(app, ip).get(f"/api/v1/jobs/{uuid.uuid4()}",
-                               headers={"Authorization": f"Bearer {keys[0]}"})
+    job = make_client(app, ip=ip).get(f"/api/v1/jobs/{uuid.uuid4()}",
+                                      headers={"Authorization": f"Bearer {keys[0]}"})
     assert job.status_code == 404, job.get_json()
 
 
@@ -336,8 +313,8 @@ def test_reset_emails_stop_after_five_an_hour_per_address_with_the_same_answer(
     member = _viewonly()
     answers = []
     for _ in range(7):  # each from its own address: only the recipient limit applies
-        response = _client(app).post("/api/v1/auth/password/forgot",
-                                     json={"email": member.email})
+        response = make_client(app).post("/api/v1/auth/password/forgot",
+                                         json={"email": member.email})
         assert response.status_code == 202, response.get_json()
         answers.append(_without_request_id(response))
     assert len(set(answers)) == 1  # the answer does not say the mail was held back
@@ -358,12 +335,12 @@ def test_verification_emails_from_signup_and_resend_share_the_recipient_limit(
     from tests.support.mail import mail_count
 
     email = f"signup-{uuid.uuid4().hex[:10]}@example.com"
-    signed_up = _client(app).post("/api/v1/auth/signup", json={
+    signed_up = make_client(app).post("/api/v1/auth/signup", json={
         "company_name": "Spam Co", "name": "Owner", "email": email,
         "password": "a sturdy passphrase 2026"})
     assert signed_up.status_code == 202, signed_up.get_json()
     for _ in range(6):
-        response = _client(app).post("/api/v1/auth/verify-email/resend", json={"email": email})
+        response = make_client(app).post("/api/v1/auth/verify-email/resend", json={"email": email})
         assert response.status_code == 202 and response.get_json() == {}
     with system_session() as db:
         tenant_id = db.scalars(select(User.tenant_id).where(User.email == email)).one()
@@ -382,7 +359,7 @@ def test_invitation_emails_to_one_address_are_capped_across_tenants(
     admins = [make_session(make_member(make_tenant(), Role.admin)) for _ in range(2)]
     for index in range(7):
         admin = admins[index % 2]
-        response = _client(app, who=admin).post(
+        response = make_client(app, admin).post(
             "/api/v1/invitations", headers={"X-CSRF-Token": admin.csrf},
             json={"email": invitee, "role": "viewonly"})
         assert response.status_code == 201, response.get_json()

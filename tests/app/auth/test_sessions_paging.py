@@ -15,14 +15,9 @@ from portcullis.accounts.models import Role, SessionState, UserSession
 from portcullis.db import tenant_session
 from tests.support.cursors import WRONG_TYPES
 from tests.support.factories import LoggedIn, Member, make_member, make_session, make_tenant
+from tests.support.web import ClientFor
 
 ABSOLUTE = timedelta(hours=12)
-
-
-def _client(app: Flask, who: LoggedIn) -> FlaskClient:
-    client = app.test_client()
-    client.environ_base["REMOTE_ADDR"] = "198.51.100.61"
-    return who.attach(client)
 
 
 def _add_sessions(member: Member, created_at: datetime, count: int,
@@ -75,9 +70,9 @@ def many(app: Flask) -> tuple[LoggedIn, set[str]]:
 
 @pytest.mark.parametrize("limit", [1, 2, 5, 12, 13, 200])
 def test_paging_returns_every_live_session_once_newest_first(
-        app: Flask, many: tuple[LoggedIn, set[str]], limit: int) -> None:
+        client_for: ClientFor, many: tuple[LoggedIn, set[str]], limit: int) -> None:
     current, live = many
-    client = _client(app, current)
+    client = client_for(current)
     pages = _pages(client, limit)
     items = [s for page in pages for s in page]
     seen = [s["id"] for s in items]
@@ -91,10 +86,10 @@ def test_paging_returns_every_live_session_once_newest_first(
     assert [s["id"] for s in everything["items"]] == seen
 
 
-def test_the_default_page_is_fifty(app: Flask) -> None:
+def test_the_default_page_is_fifty(client_for: ClientFor) -> None:
     member = make_member(make_tenant("Sessions Default Co"), Role.viewonly)
     _add_sessions(member, datetime.now(UTC) - timedelta(minutes=1), 55)
-    client = _client(app, make_session(member))
+    client = client_for(make_session(member))
     first = client.get("/api/v1/auth/sessions").get_json()
     assert len(first["items"]) == 50 and first["next_cursor"] is not None
     rest = client.get(f"/api/v1/auth/sessions?cursor={first['next_cursor']}").get_json()
@@ -107,20 +102,20 @@ def test_the_default_page_is_fifty(app: Flask) -> None:
     ("limit=-1", "validation_error"), ("limit=two", "validation_error"),
     ("cursor=not-a-cursor!!", "invalid_cursor"), ("cursor=WyJ4IiwgInkiXQ", "invalid_cursor"),
 ])
-def test_bad_page_parameters_are_400(app: Flask, many: tuple[LoggedIn, set[str]], query: str,
-                                     code: str) -> None:
+def test_bad_page_parameters_are_400(client_for: ClientFor, many: tuple[LoggedIn, set[str]],
+                                     query: str, code: str) -> None:
     current, _ = many
-    response = _client(app, current).get(f"/api/v1/auth/sessions?{query}")
+    response = client_for(current).get(f"/api/v1/auth/sessions?{query}")
     assert response.status_code == 400, response.get_json()
     assert response.headers["Content-Type"].startswith("application/problem+json")
     assert response.get_json()["code"] == code
 
 
 @pytest.mark.parametrize("cursor", WRONG_TYPES)
-def test_a_cursor_of_the_wrong_shape_is_400(app: Flask, many: tuple[LoggedIn, set[str]],
+def test_a_cursor_of_the_wrong_shape_is_400(client_for: ClientFor, many: tuple[LoggedIn, set[str]],
                                             cursor: str) -> None:
     current, _ = many
-    response = _client(app, current).get(f"/api/v1/auth/sessions?cursor={cursor}")
+    response = client_for(current).get(f"/api/v1/auth/sessions?cursor={cursor}")
     assert response.status_code == 400, response.get_json()
     assert response.headers["Content-Type"].startswith("application/problem+json")
     assert response.get_json()["code"] == "invalid_cursor"

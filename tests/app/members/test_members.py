@@ -24,17 +24,9 @@ from tests.support.factories import (
     make_tenant,
 )
 from tests.support.mail import link_token, wait_for_mail
+from tests.support.web import make_client
 
-ANON_IP = "198.51.100.32"  # this module's anonymous requests get their own rate-limit bucket
 NEW_PASSWORD = "members module passphrase 9"
-
-
-def _client(app: Flask, who: LoggedIn | None = None) -> FlaskClient:
-    client = app.test_client()
-    client.environ_base["REMOTE_ADDR"] = ANON_IP
-    if who is not None:
-        who.attach(client)
-    return client
 
 
 def _email(tag: str) -> str:
@@ -74,13 +66,14 @@ def _new_key(client: FlaskClient, who: LoggedIn) -> dict:
 
 def _key_status(app: Flask, secret: str) -> tuple[int, str]:
     """A live key on a session-only route: 403 session_required; a dead one: 401."""
-    response = _client(app).get("/api/v1/members", headers={"Authorization": f"Bearer {secret}"})
+    response = make_client(app).get("/api/v1/members",
+                                    headers={"Authorization": f"Bearer {secret}"})
     return response.status_code, response.get_json()["code"]
 
 
 def _accept(app: Flask, token: str, name: str = "Newcomer") -> tuple[int, dict]:
-    response = _client(app).post("/api/v1/invitations/accept",
-                                 json={"token": token, "name": name, "password": NEW_PASSWORD})
+    response = make_client(app).post("/api/v1/invitations/accept",
+                                     json={"token": token, "name": name, "password": NEW_PASSWORD})
     return response.status_code, response.get_json(force=True, silent=True) or {}
 
 
@@ -92,7 +85,7 @@ def test_the_only_admin_cannot_be_demoted_suspended_or_removed(app: Flask) -> No
     first = make_session(make_member(tenant, Role.admin))
     make_member(tenant, Role.manager)
     make_member(tenant, Role.staff)
-    client = _client(app, first)
+    client = make_client(app, first)
     me = first.member.membership_id
 
     for role in ("manager", "staff", "viewonly"):
@@ -112,7 +105,7 @@ def test_the_only_admin_cannot_be_demoted_suspended_or_removed(app: Flask) -> No
 
     # Once another admin exists, each of the three is allowed.
     second = make_session(make_member(tenant, Role.admin))
-    other = _client(app, second)
+    other = make_client(app, second)
     status, body = _patch(other, second, me, {"status": "suspended"})
     assert status == 200 and body["status"] == "suspended", body
     # A suspended admin does not count: the second is now the only active one.
@@ -133,7 +126,7 @@ def test_an_admin_may_demote_themself_when_another_admin_exists(app: Flask) -> N
     tenant = make_tenant("Self Demotion Co")
     first = make_session(make_member(tenant, Role.admin))
     make_member(tenant, Role.admin)
-    client = _client(app, first)
+    client = make_client(app, first)
     status, body = _patch(client, first, first.member.membership_id, {"role": "staff"})
     assert status == 200 and body["role"] == "staff", body
     # The demotion holds at once: the next admin-only call is refused.
@@ -148,7 +141,7 @@ def _race(app: Flask, admins: list[LoggedIn], action: str) -> list[tuple[int, di
     lock = threading.Lock()
 
     def act(who: LoggedIn) -> None:
-        client = _client(app, who)
+        client = make_client(app, who)
         barrier.wait()
         if action == "remove":
             outcome = _delete(client, who, who.member.membership_id)
@@ -177,7 +170,7 @@ def test_concurrent_changes_to_the_last_two_admins_leave_one(app: Flask, action:
         statuses = sorted(status for status, _ in results)
         assert statuses == [200 if action != "remove" else 204, 409], results
         assert [b["code"] for s, b in results if s == 409] == ["last_admin"]
-        watcher = _client(app, make_session(make_member(tenant, Role.viewonly)))
+        watcher = make_client(app, make_session(make_member(tenant, Role.viewonly)))
         active_admins = [m for m in _members(watcher).values()
                          if m["role"] == "admin" and m["status"] == "active"]
         assert len(active_admins) == 1
@@ -192,12 +185,12 @@ def _cut_off_scenario(app: Flask, stack: LocalStack, how: str) -> None:
     victim_member = make_member(tenant, Role.admin)
     victim = make_session(victim_member)
     victim_too = make_session(victim_member)  # a second browser
-    victim_client = _client(app, victim)
+    victim_client = make_client(app, victim)
     key = _new_key(victim_client, victim)
     assert _key_status(app, key["key"]) == (403, "session_required")  # alive
     assert victim_client.get("/api/v1/auth/me").status_code == 200
 
-    boss_client = _client(app, boss)
+    boss_client = make_client(app, boss)
     if how == "suspend":
         status, body = _patch(boss_client, boss, victim_member.membership_id,
                               {"status": "suspended"})
@@ -206,7 +199,7 @@ def _cut_off_scenario(app: Flask, stack: LocalStack, how: str) -> None:
         assert _delete(boss_client, boss, victim_member.membership_id)[0] == 204
 
     for cookie in (victim, victim_too):
-        response = _client(app, cookie).get("/api/v1/auth/me")
+        response = make_client(app, cookie).get("/api/v1/auth/me")
         assert response.status_code == 401, response.get_json()
     assert _key_status(app, key["key"]) == (401, "not_authenticated")
     keys = {k["id"]: k for k in boss_client.get("/api/v1/access-keys?limit=200")
@@ -216,17 +209,17 @@ def _cut_off_scenario(app: Flask, stack: LocalStack, how: str) -> None:
     listed = _members(boss_client)
     if how == "suspend":
         assert listed[str(victim_member.membership_id)]["status"] == "suspended"
-        login = _client(app).post("/api/v1/auth/login", json={
+        login = make_client(app).post("/api/v1/auth/login", json={
             "email": victim_member.email, "password": PASSWORD})
         assert login.status_code == 403 and login.get_json()["code"] == "member_suspended"
         # Reactivation does not bring the key back.
         assert _patch(boss_client, boss, victim_member.membership_id,
                       {"status": "active"})[0] == 200
         assert _key_status(app, key["key"]) == (401, "not_authenticated")
-        assert _client(app, victim).get("/api/v1/auth/me").status_code == 401
+        assert make_client(app, victim).get("/api/v1/auth/me").status_code == 401
     else:
         assert str(victim_member.membership_id) not in listed
-        login = _client(app).post("/api/v1/auth/login", json={
+        login = make_client(app).post("/api/v1/auth/login", json={
             "email": victim_member.email, "password": PASSWORD})
         assert login.status_code == 401 and login.get_json()["code"] == "invalid_credentials"
         # Gone means gone: a second removal or a change is a 404.
@@ -249,7 +242,7 @@ def test_removal_revokes_sessions_and_keys_and_hides_the_member(app: Flask,
 def test_a_removed_members_email_can_be_invited_again(app: Flask, stack: LocalStack) -> None:
     tenant = make_tenant("Comeback Co")
     admin = make_session(make_member(tenant, Role.admin))
-    client = _client(app, admin)
+    client = make_client(app, admin)
     email = _email("comeback")
     leaver = make_member(tenant, Role.staff, email=email)
     assert _invite(client, admin, email).status_code == 409  # still a member
@@ -289,7 +282,7 @@ def team(stack: LocalStack) -> tuple[LoggedIn, Member]:
 def test_patch_rejects_bad_bodies(app: Flask, team: tuple[LoggedIn, Member],
                                   body: dict) -> None:
     admin, staff = team
-    client = _client(app, admin)
+    client = make_client(app, admin)
     status, problem = _patch(client, admin, staff.membership_id, body)
     assert status == 400, problem
     assert problem["code"] == "validation_error"
@@ -299,17 +292,17 @@ def test_patch_rejects_bad_bodies(app: Flask, team: tuple[LoggedIn, Member],
 
 def test_patch_needs_a_json_body(app: Flask, team: tuple[LoggedIn, Member]) -> None:
     admin, staff = team
-    response = _client(app, admin).patch(f"/api/v1/members/{staff.membership_id}",
-                                         data="role=viewonly",
-                                         headers={"X-CSRF-Token": admin.csrf,
-                                                  "Content-Type": "text/plain"})
+    response = make_client(app, admin).patch(f"/api/v1/members/{staff.membership_id}",
+                                             data="role=viewonly",
+                                             headers={"X-CSRF-Token": admin.csrf,
+                                                      "Content-Type": "text/plain"})
     assert response.status_code in (400, 415)
 
 
 def test_unsafe_calls_without_the_csrf_header_are_refused(app: Flask,
                                                           team: tuple[LoggedIn, Member]) -> None:
     admin, staff = team
-    client = _client(app, admin)
+    client = make_client(app, admin)
     for response in (
         client.patch(f"/api/v1/members/{staff.membership_id}", json={"role": "viewonly"}),
         client.delete(f"/api/v1/members/{staff.membership_id}"),
@@ -323,7 +316,7 @@ def test_unsafe_calls_without_the_csrf_header_are_refused(app: Flask,
 
 def test_members_list_shape(app: Flask, team: tuple[LoggedIn, Member]) -> None:
     admin, staff = team
-    body = _client(app, admin).get("/api/v1/members").get_json()
+    body = make_client(app, admin).get("/api/v1/members").get_json()
     assert set(body) == {"items", "next_cursor"}
     listed = {m["id"]: m for m in body["items"]}
     assert listed[str(staff.membership_id)] == {
@@ -343,7 +336,7 @@ def test_members_pagination_returns_everyone_once(app: Flask) -> None:
         expected.add(str(make_member(tenant, role).membership_id))
     suspended = make_member(tenant, Role.staff)
     removed = make_member(tenant, Role.staff)
-    client = _client(app, admin)
+    client = make_client(app, admin)
     _patch(client, admin, suspended.membership_id, {"status": "suspended"})
     _delete(client, admin, removed.membership_id)
     expected.add(str(suspended.membership_id))  # suspended members are listed, removed not
@@ -376,7 +369,7 @@ def test_members_pagination_returns_everyone_once(app: Flask) -> None:
                                    "cursor=WyJ4Il0", "cursor=WyJ4IiwgInkiXQ"])
 def test_a_bad_cursor_is_400(app: Flask, team: tuple[LoggedIn, Member], query: str) -> None:
     admin, _ = team
-    response = _client(app, admin).get(f"/api/v1/members?{query}")
+    response = make_client(app, admin).get(f"/api/v1/members?{query}")
     assert response.status_code == 400, response.get_json()
     assert response.get_json()["code"] == "invalid_cursor"
 
@@ -385,7 +378,7 @@ def test_a_bad_cursor_is_400(app: Flask, team: tuple[LoggedIn, Member], query: s
 def test_bad_page_parameters_are_400(app: Flask, team: tuple[LoggedIn, Member],
                                      query: str) -> None:
     admin, _ = team
-    response = _client(app, admin).get(f"/api/v1/members?{query}")
+    response = make_client(app, admin).get(f"/api/v1/members?{query}")
     assert response.status_code == 400, response.get_json()
     assert response.get_json()["code"] == "validation_error"
 
@@ -399,11 +392,11 @@ def test_inviting_a_member_of_the_tenant_is_409(app: Flask, team: tuple[LoggedIn
     admin, staff = team
     if variant == "suspended":  # still a member
         staff = make_member(admin.member.tenant_id, Role.staff)
-        assert _patch(_client(app, admin), admin, staff.membership_id,
+        assert _patch(make_client(app, admin), admin, staff.membership_id,
                       {"status": "suspended"})[0] == 200
     email = {"same": staff.email, "upper": staff.email.upper(),
              "padded": f"  {staff.email} ", "suspended": staff.email}[variant]
-    response = _invite(_client(app, admin), admin, email)
+    response = _invite(make_client(app, admin), admin, email)
     assert response.status_code == 409, response.get_json()
     assert response.get_json()["code"] == "already_member"
 
@@ -420,7 +413,7 @@ def test_an_account_of_another_tenant_is_invited_like_a_fresh_address(
     while the other account lives is a clear 409, the invitation still usable after."""
     tenant = make_tenant("Discreet Co")
     admin = make_session(make_member(tenant, Role.admin))
-    client = _client(app, admin)
+    client = make_client(app, admin)
     elsewhere = make_tenant("Elsewhere Co")
     outsider = make_member(elsewhere, Role.staff)
     fresh = _email("fresh")
@@ -457,7 +450,7 @@ def test_an_account_of_another_tenant_is_invited_like_a_fresh_address(
 
     # What the email says: once removed from the other tenant, the same link works.
     other_admin = make_session(make_member(elsewhere, Role.admin))
-    assert _delete(_client(app, other_admin), other_admin, outsider.membership_id)[0] == 204
+    assert _delete(make_client(app, other_admin), other_admin, outsider.membership_id)[0] == 204
     status, body = _accept(app, token, "Moved Over")
     assert status == 200, body
     joined = [m for m in _members(client).values() if m["email"] == outsider.email]
@@ -470,8 +463,8 @@ def test_an_account_of_another_tenant_is_invited_like_a_fresh_address(
                                   {"email": "ok@example.com", "role": "staff", "name": "x"}])
 def test_bad_invitations_are_400(app: Flask, team: tuple[LoggedIn, Member], body: dict) -> None:
     admin, _ = team
-    response = _client(app, admin).post("/api/v1/invitations", json=body,
-                                        headers={"X-CSRF-Token": admin.csrf})
+    response = make_client(app, admin).post("/api/v1/invitations", json=body,
+                                            headers={"X-CSRF-Token": admin.csrf})
     assert response.status_code == 400, response.get_json()
     assert response.get_json()["code"] == "validation_error"
 
@@ -480,7 +473,7 @@ def test_bad_invitations_are_400(app: Flask, team: tuple[LoggedIn, Member], body
 def test_invitation_email_arrives_and_its_link_works_once(app: Flask, stack: LocalStack) -> None:
     tenant = make_tenant("Inviting Co")
     manager = make_session(make_member(tenant, Role.manager))
-    client = _client(app, manager)
+    client = make_client(app, manager)
     email = _email("invitee")
     created = _invite(client, manager, email, "staff")
     assert created.status_code == 201, created.get_json()
@@ -492,8 +485,8 @@ def test_invitation_email_arrives_and_its_link_works_once(app: Flask, stack: Loc
     token = link_token(message, "accept-invitation")
     assert len(token) >= 43
 
-    weak = _client(app).post("/api/v1/invitations/accept",
-                             json={"token": token, "name": "N", "password": "password1234"})
+    weak = make_client(app).post("/api/v1/invitations/accept",
+                                 json={"token": token, "name": "N", "password": "password1234"})
     assert weak.status_code == 400 and weak.get_json()["code"] == "weak_password"
     status, body = _accept(app, token, "Invited Person")
     assert status == 200 and body == {}, body
@@ -503,7 +496,7 @@ def test_invitation_email_arrives_and_its_link_works_once(app: Flask, stack: Loc
     joined = [m for m in _members(client).values() if m["email"] == email]
     assert len(joined) == 1 and joined[0]["role"] == "staff"
     assert joined[0]["name"] == "Invited Person"
-    login = _client(app).post("/api/v1/auth/login", json={"email": email,
+    login = make_client(app).post("/api/v1/auth/login", json={"email": email,
                                                            "password": NEW_PASSWORD})
     assert login.status_code == 200
     assert login.get_json() == {"status": "mfa_enrollment_required"}  # staff must enrol
@@ -519,7 +512,7 @@ def test_an_expired_invitation_is_410(app: Flask, stack: LocalStack) -> None:
     tenant = make_tenant("Late Co")
     admin = make_session(make_member(tenant, Role.admin))
     email = _email("late")
-    created = _invite(_client(app, admin), admin, email, "viewonly")
+    created = _invite(make_client(app, admin), admin, email, "viewonly")
     assert created.status_code == 201, created.get_json()
     token = link_token(wait_for_mail(stack, email, "invited"), "accept-invitation")
     with system_session() as db:
@@ -527,4 +520,4 @@ def test_an_expired_invitation_is_410(app: Flask, stack: LocalStack) -> None:
                    .values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))
     status, body = _accept(app, token)
     assert status == 410 and body["code"] == "token_expired", body
-    assert email not in {m["email"] for m in _members(_client(app, admin)).values()}
+    assert email not in {m["email"] for m in _members(make_client(app, admin)).values()}

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
@@ -21,12 +20,17 @@ from devstack.stack import LocalStack
 from portcullis.access_keys import service as key_service
 from portcullis.access_keys.models import AccessKey
 from portcullis.accounts.models import Invitation, Membership, MemberStatus, Role
-from portcullis.audit.service import Origin
 from portcullis.db import system_session
-from tests.support.factories import LoggedIn, Member, make_member, make_session, make_tenant
+from tests.support.factories import (
+    Member,
+    make_access_key,
+    make_member,
+    make_session,
+    make_tenant,
+)
+from tests.support.web import ClientFor
 
 ROLES = [Role.admin, Role.manager, Role.staff, Role.viewonly]
-ANON_IP = "198.51.100.31"  # this module's anonymous requests get their own rate-limit bucket
 
 
 # --------------------------------------------------------------------------- helpers
@@ -38,14 +42,6 @@ def tenant(stack: LocalStack) -> uuid.UUID:
     tenant_id = make_tenant("RBAC Co")
     make_member(tenant_id, Role.admin)  # never the last admin, whatever a case does
     return tenant_id
-
-
-def _client(app: Flask, who: LoggedIn | None = None) -> FlaskClient:
-    client = app.test_client()
-    client.environ_base["REMOTE_ADDR"] = ANON_IP
-    if who is not None:
-        who.attach(client)
-    return client
 
 
 def _email(tag: str) -> str:
@@ -60,12 +56,6 @@ def _membership(member_id: uuid.UUID) -> Membership | None:
 def _key(key_id: uuid.UUID) -> AccessKey | None:
     with system_session() as db:
         return db.get(AccessKey, key_id)
-
-
-def _new_key(owner: Member, scopes: list[str] | None = None) -> tuple[uuid.UUID, str]:
-    created = key_service.create(owner.tenant_id, owner.user_id, "rbac key",
-                                 scopes or ["files:read"], 30, Origin())
-    return created.key.id, created.secret
 
 
 @dataclass(frozen=True)
@@ -85,7 +75,7 @@ def _staff_target(tenant_id: uuid.UUID) -> uuid.UUID:
 
 
 def _key_target(tenant_id: uuid.UUID) -> uuid.UUID:
-    return _new_key(make_member(tenant_id, Role.admin))[0]
+    return make_access_key(make_member(tenant_id, Role.admin), ["files:read"]).id
 
 
 def _no_target(tenant_id: uuid.UUID) -> uuid.UUID:
@@ -162,11 +152,11 @@ def _invitations_to(email: str) -> int:
 
 @pytest.mark.parametrize("role", ROLES, ids=lambda r: r.value)
 @pytest.mark.parametrize("route", list(CASES))
-def test_route_by_role(app: Flask, tenant: uuid.UUID, route: str, role: Role) -> None:
+def test_route_by_role(client_for: ClientFor, tenant: uuid.UUID, route: str, role: Role) -> None:
     case = CASES[route]
     caller = make_session(make_member(tenant, role))
     target = case.target(tenant)
-    status, body = _send(_client(app, caller), case.method, case.path(target), case.body,
+    status, body = _send(client_for(caller), case.method, case.path(target), case.body,
                          {"X-CSRF-Token": caller.csrf})
     expected = case.allowed[role]
     assert status == expected, body
@@ -185,10 +175,11 @@ def test_route_by_role(app: Flask, tenant: uuid.UUID, route: str, role: Role) ->
 
 @pytest.mark.parametrize("invited", ROLES, ids=lambda r: f"invites-{r.value}")
 @pytest.mark.parametrize("role", ROLES, ids=lambda r: r.value)
-def test_invitation_by_role(app: Flask, tenant: uuid.UUID, role: Role, invited: Role) -> None:
+def test_invitation_by_role(client_for: ClientFor, tenant: uuid.UUID, role: Role,
+                            invited: Role) -> None:
     caller = make_session(make_member(tenant, role))
     email = _email(f"{role.value}-{invited.value}")
-    status, body = _send(_client(app, caller), "POST", "/api/v1/invitations",
+    status, body = _send(client_for(caller), "POST", "/api/v1/invitations",
                          {"email": email, "role": invited.value},
                          {"X-CSRF-Token": caller.csrf})
     expected = INVITE[(role, invited)]
@@ -227,13 +218,13 @@ def _target_for(name: str, tenant_id: uuid.UUID) -> uuid.UUID:
 
 
 @pytest.mark.parametrize("route", EVERY_ROUTE)
-def test_an_admin_key_with_every_scope_needs_a_session(app: Flask, tenant: uuid.UUID,
+def test_an_admin_key_with_every_scope_needs_a_session(client_for: ClientFor, tenant: uuid.UUID,
                                                        route: str) -> None:
     admin = make_member(tenant, Role.admin)
-    _, secret = _new_key(admin, list(key_service.SCOPES))
+    _, secret = make_access_key(admin, list(key_service.SCOPES))
     target = _target_for(route, tenant)
     method, path, body = _route(route, target)
-    status, problem = _send(_client(app), method, path, body,
+    status, problem = _send(client_for(), method, path, body,
                             {"Authorization": f"Bearer {secret}"})
     assert status == 403, problem
     assert problem["code"] == "session_required"
@@ -244,22 +235,21 @@ def test_an_admin_key_with_every_scope_needs_a_session(app: Flask, tenant: uuid.
 
 
 @pytest.mark.parametrize("route", EVERY_ROUTE)
-def test_no_credentials_is_401(app: Flask, tenant: uuid.UUID, route: str) -> None:
+def test_no_credentials_is_401(client_for: ClientFor, tenant: uuid.UUID, route: str) -> None:
     target = _target_for(route, tenant)
     method, path, body = _route(route, target)
-    status, problem = _send(_client(app), method, path, body)
+    status, problem = _send(client_for(), method, path, body)
     assert status == 401, problem
     assert problem["code"] == "not_authenticated"
     if route in CASES:
         assert not CASES[route].changed(target)
 
 
-def test_an_unknown_or_revoked_key_is_401(app: Flask, tenant: uuid.UUID) -> None:
+def test_an_unknown_or_revoked_key_is_401(client_for: ClientFor, tenant: uuid.UUID) -> None:
     admin = make_member(tenant, Role.admin)
-    key_id, secret = _new_key(admin, list(key_service.SCOPES))
-    key_service.revoke(tenant, admin.user_id, key_id, Origin())
+    _, secret = make_access_key(admin, list(key_service.SCOPES), revoked=True)
     for bearer in (secret, "pck_" + "A" * 43):
-        status, problem = _send(_client(app), "GET", "/api/v1/members", None,
+        status, problem = _send(client_for(), "GET", "/api/v1/members", None,
                                 {"Authorization": f"Bearer {bearer}"})
         assert status == 401 and problem["code"] == "not_authenticated"
 
@@ -273,7 +263,7 @@ def foreign(stack: LocalStack) -> tuple[Member, Member, uuid.UUID]:
     other = make_tenant("Elsewhere")
     admin = make_member(other, Role.admin)
     staff = make_member(other, Role.staff)
-    key_id, _ = _new_key(admin)
+    key_id, _ = make_access_key(admin, ["files:read"])
     return admin, staff, key_id
 
 
@@ -282,13 +272,13 @@ def foreign(stack: LocalStack) -> tuple[Member, Member, uuid.UUID]:
                                          ("PATCH", {"status": "suspended"}),
                                          ("DELETE", None)],
                          ids=["demote", "suspend", "remove"])
-def test_another_tenants_member_is_404(app: Flask, tenant: uuid.UUID,
+def test_another_tenants_member_is_404(client_for: ClientFor, tenant: uuid.UUID,
                                        foreign: tuple[Member, Member, uuid.UUID],
                                        victim: str, method: str, body: dict | None) -> None:
     member = foreign[0] if victim == "admin" else foreign[1]
     before = _membership(member.membership_id)
     admin = make_session(make_member(tenant, Role.admin))
-    client = _client(app, admin)
+    client = client_for(admin)
     status, problem = _send(client, method, f"/api/v1/members/{member.membership_id}", body,
                             {"X-CSRF-Token": admin.csrf})
     assert status == 404, problem
@@ -305,11 +295,11 @@ def test_another_tenants_member_is_404(app: Flask, tenant: uuid.UUID,
     assert str(member.membership_id) not in {m["id"] for m in listed}
 
 
-def test_another_tenants_access_key_is_404(app: Flask, tenant: uuid.UUID,
+def test_another_tenants_access_key_is_404(client_for: ClientFor, tenant: uuid.UUID,
                                            foreign: tuple[Member, Member, uuid.UUID]) -> None:
     key_id = foreign[2]
     admin = make_session(make_member(tenant, Role.admin))
-    client = _client(app, admin)
+    client = client_for(admin)
     status, problem = _send(client, "DELETE", f"/api/v1/access-keys/{key_id}", None,
                             {"X-CSRF-Token": admin.csrf})
     assert status == 404, problem

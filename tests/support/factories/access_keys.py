@@ -8,8 +8,8 @@ keys through the API).
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 from portcullis import secrets_gen
 from portcullis.access_keys.models import AccessKey, OperatorKey
@@ -20,11 +20,15 @@ ACCESS_PREFIX = "pck_"
 OPERATOR_PREFIX = "pco_"
 
 
-@dataclass(frozen=True)
-class Key:
+class Key(NamedTuple):
+    """``key_id, secret = make_access_key(...)`` unpacks it."""
+
     id: uuid.UUID
     secret: str
-    prefix: str
+
+    @property
+    def prefix(self) -> str:
+        return self.secret[:12]
 
     @property
     def bearer(self) -> dict[str, str]:
@@ -47,7 +51,7 @@ def make_access_key(owner: Member | LoggedIn, scopes: list[str] | None = None, *
                     revoked_at=now if revoked else None)
     with tenant_session(member.tenant_id) as db:
         db.add(key)
-    return Key(key.id, secret, secret[:12])
+    return Key(key.id, secret)
 
 
 def make_operator_key(name: str = "test operator") -> Key:
@@ -56,4 +60,4 @@ def make_operator_key(name: str = "test operator") -> Key:
                       key_hash=secrets_gen.digest(secret))
     with system_session() as db:
         db.add(key)
-    return Key(key.id, secret, secret[:12])
+    return Key(key.id, secret)
