@@ -11,14 +11,12 @@ from flask.typing import ResponseReturnValue
 from pydantic import Field
 
 from app.api.registry import SESSION_ONLY, operation
-from app.auth.guards import current_identity
-from app.auth.loader import request_origin
-from app.pagination import PageQuery, paginate
+from app.auth.guards import current_caller
+from app.pagination import PageQuery
 from app.validation import RequestModel, ResponseModel, parse_body, parse_query
 from portcullis.access_keys import service
 from portcullis.access_keys.models import AccessKey
-from portcullis.accounts.models import Role
-from portcullis.db import tenant_session
+from portcullis.callers import Role
 
 bp = Blueprint("access_keys", __name__, url_prefix="/api/v1/access-keys")
 
@@ -62,14 +60,8 @@ def _out(key: AccessKey) -> dict[str, object]:
 @operation(summary="The tenant's access keys", tag="access-keys", auth=SESSION_ONLY,
            roles=ADMIN, query=PageQuery, response=KeysOut)
 def list_keys() -> ResponseReturnValue:
-    identity = current_identity()
-    page = parse_query(PageQuery)
-    with tenant_session(identity.tenant_id) as db:
-        rows, next_cursor = paginate(db, service.keys_query(identity.tenant_id),
-                                     [AccessKey.created_at, AccessKey.id],
-                                     [datetime, uuid.UUID], page)
-        items = [_out(k) for k in rows]
-    return jsonify({"items": items, "next_cursor": next_cursor})
+    page = service.list_keys(current_caller(), parse_query(PageQuery))
+    return jsonify({"items": [_out(k) for k in page.items], "next_cursor": page.next_cursor})
 
 
 @bp.post("")
@@ -77,10 +69,9 @@ def list_keys() -> ResponseReturnValue:
            tag="access-keys", auth=SESSION_ONLY, roles=ADMIN, writes=True, request=KeyIn,
            response=NewKeyOut, status=201)
 def create_key() -> ResponseReturnValue:
-    identity = current_identity()
     body = parse_body(KeyIn)
-    created = service.create(identity.tenant_id, identity.user_id, body.name,
-                             list(body.scopes), body.expires_in_days, request_origin())
+    created = service.create(current_caller(), body.name, list(body.scopes),
+                             body.expires_in_days)
     return jsonify({**_out(created.key), "key": created.secret}), 201
 
 
@@ -88,6 +79,5 @@ def create_key() -> ResponseReturnValue:
 @operation(summary="Revoke a key; it stops working at once", tag="access-keys",
            auth=SESSION_ONLY, roles=ADMIN, writes=True, status=204, errors=(404,))
 def revoke_key(key_id: uuid.UUID) -> ResponseReturnValue:
-    identity = current_identity()
-    service.revoke(identity.tenant_id, identity.user_id, key_id, request_origin())
+    service.revoke(current_caller(), key_id)
     return Response(status=204)

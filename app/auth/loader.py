@@ -1,4 +1,4 @@
-"""flask-login's request loader: the single place a cookie or key becomes an identity."""
+"""flask-login's request loader: the single place a cookie or key becomes a principal."""
 
 from __future__ import annotations
 
@@ -12,14 +12,13 @@ from flask import Flask, Request, g
 
 from app.extensions import login_manager
 from portcullis.accounts.identity import (
-    Identity,
-    OperatorIdentity,
+    Principal,
     identity_from_access_key,
     identity_from_operator_key,
     identity_from_session,
 )
 from portcullis.accounts.tokens import SessionClaims, verify
-from portcullis.audit.service import Origin
+from portcullis.callers import Origin
 
 SESSION_COOKIE = "portcullis_session"
 CSRF_COOKIE = "portcullis_csrf"
@@ -58,9 +57,9 @@ class _VerifiedTokens:
             if hit is not None:
                 self._tokens.move_to_end(key)
         if hit is not None:
-            claims, expires = hit
-            if time.time() < expires:
-                return claims
+            cached, until = hit
+            if time.time() < until:
+                return cached
         claims = verify(token)
         if claims is None:
             return None
@@ -93,8 +92,7 @@ def _operator_allowed(request: Request) -> bool:
         request.method == "GET" and path.startswith("/api/v1/jobs/"))
 
 
-@login_manager.request_loader
-def load_identity(request: Request) -> Identity | OperatorIdentity | None:
+def load_identity(request: Request) -> Principal | None:
     authorization = request.headers.get("Authorization", "")
     if authorization:
         scheme, _, secret = authorization.partition(" ")
@@ -102,7 +100,9 @@ def load_identity(request: Request) -> Identity | OperatorIdentity | None:
             return None
         secret = secret.strip()
         if secret.startswith("pco_"):
-            return identity_from_operator_key(secret) if _operator_allowed(request) else None
+            if not _operator_allowed(request):
+                return None
+            return identity_from_operator_key(secret, request_origin())
         return identity_from_access_key(secret, request_origin())
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
@@ -117,4 +117,5 @@ def init_auth(app: Flask) -> None:
     # What LoginManager.init_app does, minus its after_request hook: that hook maintains
     # flask-login's "remember me" cookie, which this app never issues (no login_user; the
     # session is the portcullis_session cookie), so it would only run on every response.
+    login_manager.request_loader(load_identity)
     app.login_manager = login_manager  # type: ignore[attr-defined]

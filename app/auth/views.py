@@ -8,14 +8,13 @@ from typing import Literal
 
 from flask import Blueprint, Response, g, jsonify, request
 from flask.typing import ResponseReturnValue
-from flask_login import current_user
 from pydantic import EmailStr, Field, model_validator
 
 from app.api.registry import PUBLIC, SESSION_ONLY, operation
-from app.auth.guards import current_identity
-from app.auth.loader import CSRF_COOKIE, SESSION_COOKIE, request_origin
+from app.auth.guards import current_principal, principal_or_none, public_caller
+from app.auth.loader import CSRF_COOKIE, SESSION_COOKIE
 from app.extensions import limiter, rate_limit_store_up
-from app.pagination import PageQuery, paginate
+from app.pagination import PageQuery
 from app.problems import Problem
 from app.validation import (
     EmailToken,
@@ -28,13 +27,10 @@ from app.validation import (
 from config import get_settings
 from portcullis.accounts import login as login_service
 from portcullis.accounts import mfa, sessions, signup
-from portcullis.accounts.audit import record, user_actor
-from portcullis.accounts.models import SessionState, UserSession
+from portcullis.accounts.models import SessionState
 from portcullis.accounts.sessions import IssuedSession
 from portcullis.accounts.tokens import ABSOLUTE_LIFETIME
-from portcullis.audit.service import Target
-from portcullis.db import tenant_session
-from portcullis.errors import DependencyUnavailable, NotFound
+from portcullis.errors import DependencyUnavailable
 from portcullis.redaction import keyed_digest
 
 bp = Blueprint("auth", __name__, url_prefix="/api/v1/auth")
@@ -180,8 +176,8 @@ def _login_account() -> str:
 
 
 def _caller_account() -> str:
-    caller = current_user._get_current_object()  # type: ignore[attr-defined]
-    return _account_key(str(getattr(caller, "email", "") or ""))
+    principal = principal_or_none()
+    return _account_key(principal.email if principal else "")
 
 
 def _wrong_password(response: Response) -> bool:
@@ -195,8 +191,8 @@ def _locked(exc: mfa.Locked) -> Problem:
 
 
 def _mfa_session() -> str:
-    caller = current_user._get_current_object()  # type: ignore[attr-defined]
-    return f"mfa:{getattr(caller, 'session_id', None) or g.client_ip}"
+    principal = principal_or_none()
+    return f"mfa:{(principal.session_id if principal else None) or g.client_ip}"
 
 
 @bp.post("/signup")
@@ -204,8 +200,8 @@ def _mfa_session() -> str:
            tag="auth", auth=PUBLIC, request=SignupIn, response=Empty, status=202)
 def signup_view() -> ResponseReturnValue:
     body = parse_body(SignupIn)
-    signup.signup(body.company_name, body.name, str(body.email), body.password,
-                  request_origin())
+    signup.signup(public_caller(), body.company_name, body.name, str(body.email),
+                  body.password)
     return _accepted()
 
 
@@ -213,7 +209,7 @@ def signup_view() -> ResponseReturnValue:
 @operation(summary="Confirm an email address", tag="auth", auth=PUBLIC, request=TokenIn,
            response=Empty, errors=(410,))
 def verify_email() -> ResponseReturnValue:
-    signup.verify_email(parse_body(TokenIn).token, request_origin())
+    signup.verify_email(public_caller(), parse_body(TokenIn).token)
     return jsonify({})
 
 
@@ -235,7 +231,7 @@ def login() -> ResponseReturnValue:
     if not rate_limit_store_up():
         raise DependencyUnavailable("redis", "login rate limits cannot be enforced")
     body = parse_body(LoginIn)
-    issued = login_service.login(body.email, body.password, request_origin())
+    issued = login_service.login(public_caller(), body.email, body.password)
     status = {SessionState.full: "ok", SessionState.mfa_pending: "mfa_required",
               SessionState.mfa_enrollment: "mfa_enrollment_required"}[issued.state]
     response = jsonify({"status": status})
@@ -254,25 +250,13 @@ def login() -> ResponseReturnValue:
                "correct one, answers 429 `rate_limited` with `Retry-After`. 503 "
                "`dependency_unavailable` when the lockout cannot be checked.")})
 def mfa_verify() -> ResponseReturnValue:
-    identity = current_identity()
+    principal = current_principal()
     code = parse_body(CodeIn).code
-    if identity.session_state is not SessionState.mfa_pending:
-        raise Problem(409, "mfa_not_pending", "This session is not waiting for a code.")
-    assert identity.session_id is not None
     try:
-        mfa.verify(identity.tenant_id, identity.user_id, identity.session_id, code,
-                   request_origin())
+        mfa.verify(principal, code)
     except mfa.Locked as exc:
         raise _locked(exc) from None
     return jsonify({})
-
-
-def _enrolling_identity() -> tuple[uuid.UUID, uuid.UUID, uuid.UUID]:
-    identity = current_identity()
-    if identity.session_state is SessionState.mfa_pending:
-        raise Problem(403, "mfa_required", "Verify your MFA code first.")
-    assert identity.session_id is not None
-    return identity.tenant_id, identity.user_id, identity.session_id
 
 
 def _proof() -> mfa.Proof | None:
@@ -288,7 +272,8 @@ def _proof() -> mfa.Proof | None:
 @limiter.shared_limit(LOGIN_FAILURES, scope=LOGIN_ACCOUNT_SCOPE, key_func=_caller_account,
                       deduct_when=_wrong_password)
 @operation(summary="Start TOTP enrolment; from a full session it needs proof",
-           tag="auth", auth=SESSION_ONLY, allow_restricted=True, request=ReauthIn,
+           tag="auth", auth=SESSION_ONLY, allow_restricted=True, refuse_mfa_pending=True,
+           request=ReauthIn,
            response=EnrollOut, errors=(401, 503), extra={
                "description": (
                    "From an `mfa_enrollment` session (just logged in with the password) a "
@@ -305,11 +290,9 @@ def _proof() -> mfa.Proof | None:
                "requestBody": {"required": False, "content": {"application/json": {
                    "schema": {"$ref": "#/components/schemas/ReauthIn"}}}}})
 def mfa_enroll() -> ResponseReturnValue:
-    tenant_id, user_id, session_id = _enrolling_identity()
-    full = current_identity().session_state is SessionState.full
+    principal = current_principal()
     try:
-        enrolment = mfa.enroll(tenant_id, user_id, session_id, request_origin(), _proof(),
-                               full_session=full)
+        enrolment = mfa.enroll(principal, _proof())
     except mfa.Locked as exc:
         raise _locked(exc) from None
     return jsonify({"secret": enrolment.secret, "otpauth_uri": enrolment.otpauth_uri})
@@ -318,14 +301,13 @@ def mfa_enroll() -> ResponseReturnValue:
 @bp.post("/mfa/enroll/confirm")
 @limiter.limit("5/minute", key_func=_mfa_session)
 @operation(summary="Confirm TOTP enrolment; returns 10 recovery codes once", tag="auth",
-           auth=SESSION_ONLY, allow_restricted=True, request=CodeIn,
+           auth=SESSION_ONLY, allow_restricted=True, refuse_mfa_pending=True, request=CodeIn,
            response=RecoveryCodesOut, errors=(401, 409, 503), extra={"description": (
                "Replacing an enrolled authenticator: 403 `reauthentication_required` unless "
                "this session proved itself at /mfa/enroll in the last 5 minutes.")})
 def mfa_confirm() -> ResponseReturnValue:
-    tenant_id, user_id, session_id = _enrolling_identity()
-    codes = mfa.confirm(tenant_id, user_id, session_id, parse_body(CodeIn).code,
-                        request_origin())
+    principal = current_principal()
+    codes = mfa.confirm(principal, parse_body(CodeIn).code)
     return jsonify({"recovery_codes": codes})
 
 
@@ -333,10 +315,7 @@ def mfa_confirm() -> ResponseReturnValue:
 @operation(summary="Log out; the session is revoked server-side", tag="auth",
            auth=SESSION_ONLY, allow_restricted=True, status=204)
 def logout() -> ResponseReturnValue:
-    identity = current_identity()
-    assert identity.session_id is not None
-    login_service.logout(identity.tenant_id, identity.user_id, identity.session_id,
-                         request_origin())
+    login_service.logout(current_principal())
     response = Response(status=204)
     _clear_cookies(response)
     return response
@@ -346,14 +325,16 @@ def logout() -> ResponseReturnValue:
 @operation(summary="The caller, their tenant, role and session state", tag="auth",
            auth=SESSION_ONLY, allow_restricted=True, response=MeOut)
 def me() -> ResponseReturnValue:
-    identity = current_identity()  # the loader's one query already read all of this
+    principal = current_principal()  # the loader's one query already read all of this
+    caller = principal.caller
+    assert caller.role is not None
     return jsonify({
-        "user": {"id": str(identity.user_id), "email": identity.email, "name": identity.name},
-        "tenant": {"id": str(identity.tenant_id), "name": identity.tenant_name,
-                   "status": identity.tenant_status},
-        "role": identity.role.value,
-        "mfa_enabled": identity.mfa_enabled,
-        "session": identity.session_state.value,
+        "user": {"id": str(caller.user_id), "email": principal.email, "name": principal.name},
+        "tenant": {"id": str(caller.tenant_id), "name": principal.tenant_name,
+                   "status": principal.tenant_status},
+        "role": caller.role.value,
+        "mfa_enabled": principal.mfa_enabled,
+        "session": principal.session_state.value,
     })
 
 
@@ -361,31 +342,16 @@ def me() -> ResponseReturnValue:
 @operation(summary="Your live sessions, newest first", tag="auth", auth=SESSION_ONLY,
            query=PageQuery, response=SessionsOut)
 def list_sessions() -> ResponseReturnValue:
-    identity = current_identity()
-    page = parse_query(PageQuery)
-    with tenant_session(identity.tenant_id) as db:
-        rows, next_cursor = paginate(db, sessions.live_query(identity.user_id),
-                                     [UserSession.created_at, UserSession.id],
-                                     [datetime, uuid.UUID], page)
-        items = [SessionOut(id=s.id, created_at=s.created_at, last_seen_at=s.last_seen_at,
-                            ip=s.ip, user_agent=s.user_agent,
-                            current=s.id == identity.session_id).model_dump(mode="json")
-                 for s in rows]
-    return jsonify({"items": items, "next_cursor": next_cursor})
+    page = sessions.list_own(current_principal(), parse_query(PageQuery))
+    items = [SessionOut.model_validate(s).model_dump(mode="json") for s in page.items]
+    return jsonify({"items": items, "next_cursor": page.next_cursor})
 
 
 @bp.delete("/sessions/<uuid:session_id>")
 @operation(summary="Revoke one of your sessions", tag="auth", auth=SESSION_ONLY,
            status=204, errors=(404,))
 def revoke_session(session_id: uuid.UUID) -> ResponseReturnValue:
-    identity = current_identity()
-    with tenant_session(identity.tenant_id) as db:
-        own = {s.id for s in sessions.live_sessions(db, identity.user_id)}
-        if session_id not in own:
-            raise NotFound("session")
-        sessions.revoke(db, session_id)
-        record(db, identity.tenant_id, "auth.session_revoked", user_actor(identity.user_id),
-               request_origin(), Target("session", str(session_id)))
+    sessions.revoke_own(current_principal(), session_id)
     return Response(status=204)
 
 
@@ -393,7 +359,7 @@ def revoke_session(session_id: uuid.UUID) -> ResponseReturnValue:
 @operation(summary="Email a password-reset link", tag="auth", auth=PUBLIC,
            request=EmailIn, response=Empty, status=202)
 def forgot_password() -> ResponseReturnValue:
-    login_service.forgot_password(str(parse_body(EmailIn).email), request_origin())
+    login_service.forgot_password(public_caller(), str(parse_body(EmailIn).email))
     return _accepted()
 
 
@@ -402,5 +368,5 @@ def forgot_password() -> ResponseReturnValue:
            tag="auth", auth=PUBLIC, request=ResetIn, response=Empty, errors=(410,))
 def reset_password() -> ResponseReturnValue:
     body = parse_body(ResetIn)
-    login_service.reset_password(body.token, body.password, request_origin())
+    login_service.reset_password(public_caller(), body.token, body.password)
     return jsonify({})

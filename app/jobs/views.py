@@ -10,13 +10,9 @@ from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
 from app.api.registry import operation
-from app.auth.guards import current_identity, current_operator
-from app.problems import Problem
+from app.auth.guards import current_caller
 from app.validation import ResponseModel
-from portcullis.db import system_session, tenant_session
-from portcullis.jobs.models import Job
-from portcullis.jobs.results import reveal
-from portcullis.jobs.service import get_job
+from portcullis.jobs import service as jobs
 
 bp = Blueprint("jobs", __name__, url_prefix="/api/v1/jobs")
 
@@ -42,24 +38,5 @@ class JobOut(ResponseModel):
 @operation(summary="A job's status, progress and result", tag="jobs", response=JobOut,
            scope="jobs:read", operator_may_read=True, errors=(404,))
 def get(job_id: uuid.UUID) -> ResponseReturnValue:
-    operator = current_operator()
-    if operator is not None:
-        with system_session() as db:
-            job = get_job(db, job_id)
-            if job is None or job.created_by_operator_key_id != operator.operator_key_id:
-                raise Problem(404, "not_found", "No such job.")
-            return jsonify(_out(job))
-    identity = current_identity()
-    with tenant_session(identity.tenant_id) as db:
-        job = get_job(db, job_id)
-        if job is None or job.tenant_id != identity.tenant_id or not (
-                identity.is_admin or job.created_by_user_id == identity.user_id):
-            raise Problem(404, "not_found", "No such job.")
-        body = _out(job)
-    return jsonify(body)
-
-
-def _out(job: Job) -> dict[str, Any]:
-    body = JobOut.model_validate(job).model_dump(mode="json")
-    body["result"] = reveal(body["result"])
-    return body
+    job = jobs.read_job(current_caller(), job_id)
+    return jsonify(JobOut.model_validate(job).model_dump(mode="json"))

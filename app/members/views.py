@@ -10,9 +10,8 @@ from flask.typing import ResponseReturnValue
 from pydantic import EmailStr, Field, model_validator
 
 from app.api.registry import PUBLIC, SESSION_ONLY, operation
-from app.auth.guards import current_identity
-from app.auth.loader import request_origin
-from app.pagination import PageQuery, paginate
+from app.auth.guards import current_caller, public_caller
+from app.pagination import PageQuery
 from app.validation import (
     EmailToken,
     NewPassword,
@@ -22,8 +21,8 @@ from app.validation import (
     parse_query,
 )
 from portcullis.accounts import members
-from portcullis.accounts.models import Membership, MemberStatus, Role
-from portcullis.db import tenant_session
+from portcullis.accounts.models import MemberStatus
+from portcullis.callers import Role
 
 bp = Blueprint("members", __name__, url_prefix="/api/v1")
 
@@ -87,14 +86,8 @@ def _out(view: members.MemberView) -> dict[str, object]:
 @operation(summary="The tenant's members", tag="members", auth=SESSION_ONLY, roles=ANY_ROLE,
            query=PageQuery, response=MembersOut)
 def list_members() -> ResponseReturnValue:
-    identity = current_identity()
-    page = parse_query(PageQuery)
-    with tenant_session(identity.tenant_id) as db:
-        rows, next_cursor = paginate(db, members.members_query(identity.tenant_id),
-                                     [Membership.created_at, Membership.id],
-                                     [datetime, uuid.UUID], page, descending=False)
-        items = [_out(m) for m in members.views_of(db, rows)]
-    return jsonify({"items": items, "next_cursor": next_cursor})
+    page = members.list_members(current_caller(), parse_query(PageQuery))
+    return jsonify({"items": [_out(m) for m in page.items], "next_cursor": page.next_cursor})
 
 
 @bp.patch("/members/<uuid:member_id>")
@@ -102,10 +95,8 @@ def list_members() -> ResponseReturnValue:
            tag="members", auth=SESSION_ONLY, roles=ADMIN, writes=True, request=MemberPatch,
            response=MemberOut, errors=(404, 409))
 def patch_member(member_id: uuid.UUID) -> ResponseReturnValue:
-    identity = current_identity()
     body = parse_body(MemberPatch)
-    view = members.change_member(identity.tenant_id, identity.user_id, member_id, body.role,
-                                 body.status, request_origin())
+    view = members.change_member(current_caller(), member_id, body.role, body.status)
     return jsonify(_out(view))
 
 
@@ -113,8 +104,7 @@ def patch_member(member_id: uuid.UUID) -> ResponseReturnValue:
 @operation(summary="Remove a member; their sessions and keys die at once", tag="members",
            auth=SESSION_ONLY, roles=ADMIN, writes=True, status=204, errors=(404, 409))
 def delete_member(member_id: uuid.UUID) -> ResponseReturnValue:
-    identity = current_identity()
-    members.remove_member(identity.tenant_id, identity.user_id, member_id, request_origin())
+    members.remove_member(current_caller(), member_id)
     return Response(status=204)
 
 
@@ -123,10 +113,8 @@ def delete_member(member_id: uuid.UUID) -> ResponseReturnValue:
            tag="members", auth=SESSION_ONLY, roles=INVITERS, writes=True,
            request=InvitationIn, response=InvitationOut, status=201, errors=(409,))
 def create_invitation() -> ResponseReturnValue:
-    identity = current_identity()
     body = parse_body(InvitationIn)
-    invitation = members.invite(identity.tenant_id, identity.user_id, identity.role,
-                                str(body.email), body.role, request_origin())
+    invitation = members.invite(current_caller(), str(body.email), body.role)
     return jsonify({"id": str(invitation.id),
                     "expires_at": invitation.expires_at.isoformat()}), 201
 
@@ -136,5 +124,5 @@ def create_invitation() -> ResponseReturnValue:
            request=AcceptIn, response=Empty, errors=(409, 410))
 def accept_invitation() -> ResponseReturnValue:
     body = parse_body(AcceptIn)
-    members.accept_invitation(body.token, body.name, body.password, request_origin())
+    members.accept_invitation(public_caller(), body.token, body.name, body.password)
     return jsonify({})

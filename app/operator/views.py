@@ -9,12 +9,10 @@ from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
 from app.api.registry import OPERATOR, operation
-from app.auth.guards import current_operator
-from app.auth.loader import request_origin
+from app.auth.guards import current_caller
 from app.validation import RequestModel, ResponseModel, parse_body
-from portcullis.audit.service import Actor
 from portcullis.tenants import service as tenants
-from portcullis.tenants.models import TenantStatus
+from portcullis.tenants.service import TenantStatus
 
 bp = Blueprint("operator", __name__, url_prefix="/api/v1/operator")
 
@@ -33,10 +31,7 @@ class TenantOut(ResponseModel):
 @operation(summary="Suspend (read-only) or reactivate a tenant", tag="operator",
            auth=OPERATOR, request=TenantStatusIn, response=TenantOut, errors=(404,))
 def tenant_status(tenant_id: uuid.UUID) -> ResponseReturnValue:
-    operator = current_operator()
-    assert operator is not None
     body = parse_body(TenantStatusIn)
-    tenant = tenants.set_status(tenant_id, TenantStatus(body.status),
-                                Actor("operator", str(operator.operator_key_id)),
-                                request_origin(), "operator")
-    return jsonify({"id": str(tenant.id), "name": tenant.name, "status": tenant.status})
+    tenant = tenants.set_status(current_caller(), tenant_id, TenantStatus(body.status),
+                                "operator")
+    return jsonify(TenantOut.model_validate(tenant).model_dump(mode="json"))

@@ -1,87 +1,71 @@
-"""Who is calling: resolved once per request from a verified credential, never from input."""
+"""Who is calling: resolved once per request from a verified credential, never from input.
+
+The result is a ``Principal``: the ``Caller`` that every service takes, plus what the access
+guard checks about the credential itself (the session's id and MFA state, the tenant's
+status) and what ``/auth/me`` shows, all read by the same single statement.
+"""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import ClassVar
 
-from sqlalchemy import and_, bindparam, exists, func, select, text, update
+from sqlalchemy import and_, bindparam, exists, func, select, update
 
 from portcullis import secrets_gen
 from portcullis.access_keys import service as access_keys
-from portcullis.access_keys.models import AccessKey
 from portcullis.accounts.models import (
     Membership,
     MemberStatus,
-    Role,
     SessionState,
     User,
     UserSession,
 )
 from portcullis.accounts.tokens import ABSOLUTE_LIFETIME, IDLE_TIMEOUT, SessionClaims
-from portcullis.alerts import detection
-from portcullis.audit.service import Origin
+from portcullis.alerts.service import session_ip_changed
+from portcullis.callers import Caller, Kind, Origin, Role
 from portcullis.db import tenant_session
-from portcullis.db.roles import TENANT_SETTING
-from portcullis.db.session import (
-    one_round_trip,
-    owner_steps,
-    prepared,
-    tenant_steps,
-)
-from portcullis.tenants.models import Tenant
+from portcullis.db.session import one_round_trip, owner_steps, prepared, tenant_steps
+from portcullis.tenants.service import TenantStatus, joinable
 
 TOUCH_EVERY = timedelta(seconds=60)
 
 
-class _Authenticated:
-    """flask-login's user protocol."""
-
-    is_authenticated = True
-    is_active = True
-    is_anonymous = False
-
-
 @dataclass(frozen=True)
-class Identity(_Authenticated):
-    tenant_id: uuid.UUID
-    user_id: uuid.UUID
-    role: Role
-    session_id: uuid.UUID | None
-    session_state: SessionState
-    tenant_status: str
-    via: str  # "session" or "access_key"
+class Principal:
+    """The request's authenticated principal, as flask-login holds it: ``caller`` acts;
+    the rest is the credential's state, for the access guard and ``/auth/me``."""
+
+    caller: Caller
+    session_id: uuid.UUID | None = None  # a browser session's; None for a key or an operator
+    session_state: SessionState = SessionState.full
+    tenant_status: str = TenantStatus.active.value
     mfa_enabled: bool = False
-    access_key_id: uuid.UUID | None = None
-    scopes: frozenset[str] | None = None  # None: a browser session, every scope of the role
     email: str = ""
     name: str = ""
     tenant_name: str = ""
 
-    def get_id(self) -> str:
-        return str(self.user_id)
+    # flask-login's user protocol
+    is_authenticated: ClassVar[bool] = True
+    is_active: ClassVar[bool] = True
+    is_anonymous: ClassVar[bool] = False
 
-    @property
-    def is_admin(self) -> bool:
-        return self.role is Role.admin
+    def get_id(self) -> str:
+        if self.caller.kind is Kind.operator:
+            return f"operator:{self.caller.credential_id}"
+        return str(self.caller.user_id)
 
     @property
     def rate_key(self) -> str:
-        return f"key:{self.access_key_id}" if self.access_key_id else f"user:{self.user_id}"
-
-
-@dataclass(frozen=True)
-class OperatorIdentity(_Authenticated):
-    operator_key_id: uuid.UUID
-    via: str = "operator"
-
-    def get_id(self) -> str:
-        return f"operator:{self.operator_key_id}"
-
-    @property
-    def rate_key(self) -> str:
-        return f"operator:{self.operator_key_id}"
+        """Whose budget the default rate limit counts against."""
+        kind, caller = self.caller.kind, self.caller
+        if kind is Kind.operator:
+            return f"operator:{caller.credential_id}"
+        if kind is Kind.access_key:
+            return f"key:{caller.credential_id}"
+        return f"user:{caller.user_id}"
 
 
 def _effective_state(state: SessionState, role: Role, mfa_enabled: bool) -> SessionState:
@@ -99,20 +83,21 @@ def _effective_state(state: SessionState, role: Role, mfa_enabled: bool) -> Sess
 
 
 # Compiled once to the driver's SQL. The check is one statement, sent with its tenant scope
-# in one round trip (``tenant_statement``): the live-session row and, in the same
-# statement, the idle clock's refresh, which writes only when the session is alive by
-# every rule below and was last refreshed a minute or more ago (the clock needs minutes,
-# not milliseconds, so a busy session's row is not rewritten on every request). The SELECT
-# sees the row as it was before that refresh (one snapshot for the whole statement).
+# in one round trip (``tenant_steps``): the live-session row and, in the same statement, the
+# idle clock's refresh, which writes only when the session is alive by every rule below and
+# was last refreshed a minute or more ago (the clock needs minutes, not milliseconds, so a
+# busy session's row is not rewritten on every request). The SELECT sees the row as it was
+# before that refresh (one snapshot for the whole statement).
+_tenant = joinable()
 _live = (
     select(UserSession.id, UserSession.state, UserSession.created_at,
            UserSession.last_seen_at, UserSession.expires_at, UserSession.revoked_at,
            UserSession.ip, Membership.role, Membership.status.label("member_status"),
-           Tenant.status.label("tenant_status"), User.totp_enabled_at, User.email, User.name,
-           Tenant.name.label("tenant_name"))
+           _tenant.c.status.label("tenant_status"), User.totp_enabled_at, User.email,
+           User.name, _tenant.c.name.label("tenant_name"))
     .join(User, User.id == UserSession.user_id)
     .join(Membership, Membership.user_id == User.id)
-    .join(Tenant, Tenant.id == UserSession.tenant_id)
+    .join(_tenant, _tenant.c.id == UserSession.tenant_id)
     .where(UserSession.id == bindparam("session_id"),
            UserSession.user_id == bindparam("user_id"),
            UserSession.tenant_id == bindparam("tenant_id"),
@@ -135,8 +120,8 @@ _LIVE_SESSION = prepared("portcullis_live_session", select(
     _live, select(func.count()).select_from(_touched).scalar_subquery().label("touched")))
 
 
-def identity_from_session(claims: SessionClaims, origin: Origin) -> Identity | None:
-    """The identity behind a live session row, refreshing its idle clock; None if it died."""
+def identity_from_session(claims: SessionClaims, origin: Origin) -> Principal | None:
+    """The principal behind a live session row, refreshing its idle clock; None if it died."""
     now = datetime.now(UTC)
     rows = one_round_trip(tenant_steps(claims.tenant_id, _LIVE_SESSION, {
         "session_id": claims.session_id, "user_id": claims.user_id,
@@ -152,36 +137,34 @@ def identity_from_session(claims: SessionClaims, origin: Origin) -> Identity | N
         return None
     if row.ip and origin.ip and origin.ip != row.ip:
         with tenant_session(claims.tenant_id) as db:
-            detection.session_ip_changed(db, claims.tenant_id, row.id, claims.user_id,
-                                         row.ip, origin.ip)
+            session_ip_changed(db, claims.tenant_id, row.id, claims.user_id, row.ip,
+                               origin.ip)
+    role = Role(row.role)
     mfa_enabled = row.totp_enabled_at is not None
-    state = _effective_state(SessionState(row.state), Role(row.role), mfa_enabled)
-    return Identity(claims.tenant_id, claims.user_id, Role(row.role), row.id, state,
-                    row.tenant_status, "session", mfa_enabled, email=row.email,
-                    name=row.name, tenant_name=row.tenant_name)
+    state = _effective_state(SessionState(row.state), role, mfa_enabled)
+    caller = Caller.user(claims.tenant_id, claims.user_id, role, origin)
+    return Principal(caller, row.id, state, row.tenant_status, mfa_enabled, row.email,
+                     row.name, row.tenant_name)
 
 
 # An access key, its creator's membership and the tenant, found by the key's digest: the
-# system role names the key's tenant, the app role reads it in that tenant's scope, in one
-# round trip (``owner_scoped_statement``). Outer joins: a key whose creator is gone is still
-# found, so that its use is recorded exactly as before (the slow path below decides).
-_KEY_TENANT = prepared("portcullis_key_tenant", text(
-    f"SELECT set_config('{TENANT_SETTING}', coalesce((SELECT tenant_id::text FROM "  # noqa: S608
-    f"{AccessKey.__tablename__} WHERE key_hash = :key_hash), ''), true)"))
+# system role names the key's tenant (``access_keys.KEY_TENANT``), the app role reads it in
+# that tenant's scope, in one round trip (``owner_steps``). Outer joins: a key whose creator
+# is gone is still found, so that its use is recorded exactly as before (the slow path below
+# decides).
+_key = access_keys.live_key()
 _LIVE_KEY = prepared("portcullis_live_key", (
-    select(AccessKey.id, AccessKey.tenant_id, AccessKey.created_by_user_id, AccessKey.scopes,
-           AccessKey.revoked_at, AccessKey.expires_at, AccessKey.last_used_at,
-           AccessKey.last_used_ip, Membership.role, Membership.status.label("member_status"),
-           Tenant.status.label("tenant_status"), User.totp_enabled_at)
-    .outerjoin(Membership, and_(Membership.user_id == AccessKey.created_by_user_id,
-                                Membership.tenant_id == AccessKey.tenant_id))
-    .outerjoin(User, User.id == AccessKey.created_by_user_id)
-    .outerjoin(Tenant, Tenant.id == AccessKey.tenant_id)
-    .where(AccessKey.key_hash == bindparam("key_hash"))))
+    select(_key, Membership.role, Membership.status.label("member_status"),
+           _tenant.c.status.label("tenant_status"), User.totp_enabled_at)
+    .select_from(_key)
+    .outerjoin(Membership, and_(Membership.user_id == _key.c.created_by_user_id,
+                                Membership.tenant_id == _key.c.tenant_id))
+    .outerjoin(User, User.id == _key.c.created_by_user_id)
+    .outerjoin(_tenant, _tenant.c.id == _key.c.tenant_id)))
 
 
-def identity_from_access_key(secret: str, origin: Origin) -> Identity | None:
-    """The identity a live key acts as; its use (time, address, the new-IP rule) recorded.
+def identity_from_access_key(secret: str, origin: Origin) -> Principal | None:
+    """The principal a live key acts as; its use (time, address, the new-IP rule) recorded.
 
     The common case is one read: the same key used again from its last address within
     TOUCH_EVERY has nothing new to record (that address is in its seen-IP history, so the
@@ -191,7 +174,7 @@ def identity_from_access_key(secret: str, origin: Origin) -> Identity | None:
     if not secret.startswith(access_keys.ACCESS_PREFIX):
         return None
     now = datetime.now(UTC)
-    rows = one_round_trip(owner_steps(_KEY_TENANT, _LIVE_KEY,
+    rows = one_round_trip(owner_steps(access_keys.KEY_TENANT, _LIVE_KEY,
                                       {"key_hash": secrets_gen.digest(secret)}))
     key = rows[0] if rows else None
     if key is None or key.revoked_at is not None or key.expires_at <= now:
@@ -201,30 +184,34 @@ def identity_from_access_key(secret: str, origin: Origin) -> Identity | None:
         return _identity_from_access_key_recorded(secret, origin)
     if key.member_status != MemberStatus.active:
         return None  # dies with its creator's suspension or removal
-    return Identity(key.tenant_id, key.created_by_user_id, Role(key.role), None,
-                    SessionState.full, key.tenant_status, "access_key",
-                    key.totp_enabled_at is not None, key.id, frozenset(key.scopes))
+    caller = Caller.access_key(key.tenant_id, key.id, key.created_by_user_id, Role(key.role),
+                               frozenset(key.scopes), origin)
+    return Principal(caller, tenant_status=key.tenant_status,
+                     mfa_enabled=key.totp_enabled_at is not None)
 
 
-def _identity_from_access_key_recorded(secret: str, origin: Origin) -> Identity | None:
+_CREATOR = (
+    select(Membership.role, Membership.status, _tenant.c.status.label("tenant_status"),
+           User.totp_enabled_at)
+    .join(User, User.id == Membership.user_id)
+    .join(_tenant, _tenant.c.id == Membership.tenant_id))
+
+
+def _identity_from_access_key_recorded(secret: str, origin: Origin) -> Principal | None:
     use = access_keys.authenticate(secret, origin)
     if use is None:
         return None
     with tenant_session(use.tenant_id) as db:
-        row = db.execute(
-            select(Membership.role, Membership.status, Tenant.status, User.totp_enabled_at)
-            .join(User, User.id == Membership.user_id)
-            .join(Tenant, Tenant.id == Membership.tenant_id)
-            .where(Membership.user_id == use.creator_id,
-                   Membership.tenant_id == use.tenant_id)).first()
+        row = db.execute(_CREATOR.where(Membership.user_id == use.creator_id,
+                                        Membership.tenant_id == use.tenant_id)).first()
     if row is None or row.status != MemberStatus.active:
         return None  # dies with its creator's suspension or removal
-    role, _, tenant_status, totp_enabled_at = row
-    return Identity(use.tenant_id, use.creator_id, Role(role), None, SessionState.full,
-                    tenant_status, "access_key", totp_enabled_at is not None, use.key_id,
-                    use.scopes)
+    caller = Caller.access_key(use.tenant_id, use.key_id, use.creator_id, Role(row.role),
+                               use.scopes, origin)
+    return Principal(caller, tenant_status=row.tenant_status,
+                     mfa_enabled=row.totp_enabled_at is not None)
 
 
-def identity_from_operator_key(secret: str) -> OperatorIdentity | None:
+def identity_from_operator_key(secret: str, origin: Origin) -> Principal | None:
     key_id = access_keys.authenticate_operator(secret)
-    return OperatorIdentity(key_id) if key_id else None
+    return Principal(Caller.operator(key_id, origin)) if key_id else None

@@ -12,20 +12,20 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 
 from portcullis.accounts import email_tokens, lookup, passwords, sessions
-from portcullis.accounts.audit import record, user_actor
+from portcullis.accounts.identity import Principal
 from portcullis.accounts.models import (
     Membership,
     MemberStatus,
-    Role,
     SessionState,
     TokenPurpose,
     User,
 )
-from portcullis.accounts.notifications import AccountEmail, queue
 from portcullis.accounts.sessions import IssuedSession
-from portcullis.alerts import detection
-from portcullis.audit.service import Actor, Origin, Target
+from portcullis.alerts.service import identity_used, login_failed
+from portcullis.audit.service import Target, record
+from portcullis.callers import Caller, Kind, Role
 from portcullis.db import system_session, tenant_session
+from portcullis.email.service import queue
 from portcullis.errors import Forbidden, Unauthenticated
 from portcullis.redaction import account_label
 
@@ -34,24 +34,34 @@ def _invalid() -> Unauthenticated:
     return Unauthenticated("invalid_credentials", "The email or password is wrong.")
 
 
-def login(email: str, password: str, origin: Origin) -> IssuedSession:
+def as_user(caller: Caller, tenant_id: uuid.UUID, user_id: uuid.UUID,
+            role: Role | None = None) -> Caller:
+    """``caller`` (anonymous until now) as the user it has just shown to be, from the same
+    address: the actor of what their proof (a password, a token) lets them do."""
+    return Caller(Kind.user, tenant_id, user_id, role, origin=caller.origin)
+
+
+def login(caller: Caller, email: str, password: str) -> IssuedSession:
+    """Open a session for the email's user (restricted until the second factor is done)."""
+    origin = caller.origin
     found = lookup.user_by_email(email)
     if found is None:
         passwords.verify_password(password, None)
         with system_session() as db:
-            record(db, None, "auth.login_failed", Actor("anonymous"), origin,
+            record(db, caller, "auth.login_failed",
                    details={"reason": "unknown_email", "account": account_label(email)})
-            detection.login_failed(db, None, email, origin.ip, Actor("anonymous"))
+            login_failed(db, None, email, origin.ip, caller)
         raise _invalid()
     with tenant_session(found.tenant_id) as db:
         user, membership = db.execute(
             select(User, Membership).join(Membership, Membership.user_id == User.id)
             .where(User.id == found.id)).one()
         ok = passwords.verify_password(password, user.password_hash)
+        user_caller = as_user(caller, found.tenant_id, user.id, Role(membership.role))
         if not ok or membership.status == MemberStatus.removed:
-            record(db, found.tenant_id, "auth.login_failed", user_actor(user.id), origin,
-                   Target("user", str(user.id)), {"reason": "wrong_password"})
-            detection.login_failed(db, found.tenant_id, email, origin.ip, user_actor(user.id))
+            record(db, user_caller, "auth.login_failed", Target("user", str(user.id)),
+                   {"reason": "wrong_password"})
+            login_failed(db, found.tenant_id, email, origin.ip, user_caller)
     if not ok or membership.status == MemberStatus.removed:
         raise _invalid()
     if user.email_verified_at is None:
@@ -66,32 +76,34 @@ def login(email: str, password: str, origin: Origin) -> IssuedSession:
         state = SessionState.mfa_enrollment
     with tenant_session(found.tenant_id) as db:
         issued = sessions.open_session(db, found.tenant_id, user.id, state, origin)
-        record(db, found.tenant_id, "auth.login_succeeded", user_actor(user.id), origin,
-               Target("session", str(issued.id)), {"session": state.value})
-        detection.identity_used(db, found.tenant_id, f"user:{user.id}", origin.ip,
-                                user_actor(user.id), "Login")
+        record(db, user_caller, "auth.login_succeeded", Target("session", str(issued.id)),
+               {"session": state.value})
+        identity_used(db, found.tenant_id, f"user:{user.id}", origin.ip, user_caller, "Login")
     return issued
 
 
-def logout(tenant_id: uuid.UUID, user_id: uuid.UUID, session_id: uuid.UUID,
-           origin: Origin) -> None:
-    with tenant_session(tenant_id) as db:
+def logout(principal: Principal) -> None:
+    """Revoke the principal's session server-side."""
+    caller, session_id = principal.caller, principal.session_id
+    assert caller.tenant_id is not None and session_id is not None
+    with tenant_session(caller.tenant_id) as db:
         sessions.revoke(db, session_id)
-        record(db, tenant_id, "auth.logout", user_actor(user_id), origin,
-               Target("session", str(session_id)))
+        record(db, caller, "auth.logout", Target("session", str(session_id)))
 
 
-def forgot_password(email: str, origin: Origin) -> None:
+def forgot_password(caller: Caller, email: str) -> None:
+    """Email a reset link to the address's user, if there is one (the answer is the same)."""
     found = lookup.user_by_email(email)
     if found is None:
         return
     with tenant_session(found.tenant_id) as db:
-        queue(db, found.tenant_id, AccountEmail.reset_password, user_id=found.id)
-        record(db, found.tenant_id, "auth.password_reset_requested", Actor("anonymous"),
-               origin, Target("user", str(found.id)))
+        queue(db, found.tenant_id, "reset_password", user_id=found.id)
+        record(db, caller, "auth.password_reset_requested", Target("user", str(found.id)),
+               tenant_id=found.tenant_id)
 
 
-def reset_password(token: str, new_password: str, origin: Origin) -> None:
+def reset_password(caller: Caller, token: str, new_password: str) -> None:
+    """Set a new password with a reset token; every session of the user is revoked."""
     passwords.check_policy(new_password)
     owner = email_tokens.owner_of(token)
     password_hash = passwords.hash_password(new_password)
@@ -104,6 +116,6 @@ def reset_password(token: str, new_password: str, origin: Origin) -> None:
         if user.email_verified_at is None:
             user.email_verified_at = datetime.now(UTC)  # they proved they read the inbox
         revoked = sessions.revoke_all(db, user.id)
-        record(db, owner.tenant_id, "auth.password_reset", user_actor(user.id), origin,
+        record(db, as_user(caller, owner.tenant_id, user.id), "auth.password_reset",
                Target("user", str(user.id)), {"sessions_revoked": revoked})
-        queue(db, owner.tenant_id, AccountEmail.password_changed, user_id=user.id)
+        queue(db, owner.tenant_id, "password_changed", user_id=user.id)

@@ -1,7 +1,8 @@
 """The few reads that must cross tenants because the tenant is not known yet.
 
-Each resolves a credential (an email at login, a token or key digest) to ids only, under the
-system role; everything after that runs in the owning tenant's scope.
+Each resolves a credential (an email at login, an email token's digest) to ids only, under
+the system role; everything after that runs in the owning tenant's scope. Access and
+operator keys are found the same way by ``portcullis.access_keys.service``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
-from portcullis.access_keys.models import AccessKey, OperatorKey
 from portcullis.accounts.models import EmailToken, Invitation, User
 from portcullis.db import system_session
 
@@ -41,16 +41,3 @@ def invitation(token_hash: bytes) -> Owner | None:
         row = db.execute(select(Invitation.tenant_id, Invitation.id)
                          .where(Invitation.token_hash == token_hash)).first()
     return Owner(row.tenant_id, row.id) if row else None
-
-
-def access_key(key_hash: bytes) -> Owner | None:
-    with system_session() as db:
-        row = db.execute(select(AccessKey.tenant_id, AccessKey.id)
-                         .where(AccessKey.key_hash == key_hash)).first()
-    return Owner(row.tenant_id, row.id) if row else None
-
-
-def operator_key(key_hash: bytes) -> uuid.UUID | None:
-    with system_session() as db:
-        return db.scalar(select(OperatorKey.id).where(OperatorKey.key_hash == key_hash,
-                                                      OperatorKey.revoked_at.is_(None)))

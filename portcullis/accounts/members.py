@@ -10,21 +10,22 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from portcullis import secrets_gen
-from portcullis.access_keys.models import AccessKey
+from portcullis.access_keys.service import revoke_keys_of
 from portcullis.accounts import lookup, passwords, sessions
-from portcullis.accounts.audit import record, user_actor
 from portcullis.accounts.email_tokens import INVITATION_LIFETIME
-from portcullis.accounts.models import Invitation, Membership, MemberStatus, Role, User
-from portcullis.accounts.notifications import AccountEmail, queue
-from portcullis.audit.service import Actor, Origin, Target
+from portcullis.accounts.models import Invitation, Membership, MemberStatus, User
+from portcullis.audit.service import Target, record
+from portcullis.callers import Caller, Kind, Role
 from portcullis.db import tenant_session
+from portcullis.email.service import queue
 from portcullis.errors import Conflict, Forbidden, Gone, Invalid, NotFound
-from portcullis.tenants.models import Tenant
+from portcullis.pagination import Page, PageRequest, keyset
+from portcullis.tenants.service import lock as lock_tenant
 
 
 @dataclass(frozen=True)
@@ -37,26 +38,33 @@ class MemberView:
     status: str
 
 
-def members_query(tenant_id: uuid.UUID) -> Select[tuple[Membership]]:
-    return select(Membership).where(Membership.tenant_id == tenant_id,
-                                    Membership.status != MemberStatus.removed)
+def _tenant_of(caller: Caller) -> uuid.UUID:
+    assert caller.tenant_id is not None, "a tenant's caller"
+    return caller.tenant_id
 
 
-def views_of(db: Session, memberships: list[Membership]) -> list[MemberView]:
+def list_members(caller: Caller, page: PageRequest) -> Page[MemberView]:
+    """The tenant's members (removed ones are gone), oldest first."""
+    tenant_id = _tenant_of(caller)
+    with tenant_session(tenant_id) as db:
+        found = keyset(db, select(Membership).where(Membership.tenant_id == tenant_id,
+                                                    Membership.status != MemberStatus.removed),
+                       [Membership.created_at, Membership.id], [datetime, uuid.UUID], page,
+                       descending=False)
+        return Page(_views_of(db, found.items), found.next_cursor)
+
+
+def _views_of(db: Session, memberships: list[Membership]) -> list[MemberView]:
     users = {u.id: u for u in db.scalars(select(User).where(
         User.id.in_([m.user_id for m in memberships])))}
     return [MemberView(m.id, m.user_id, users[m.user_id].email, users[m.user_id].name,
                        m.role, m.status) for m in memberships]
 
 
-def member_view(db: Session, tenant_id: uuid.UUID, member_id: uuid.UUID) -> MemberView:
-    return views_of(db, [_member(db, tenant_id, member_id)])[0]
-
-
 def _member(db: Session, tenant_id: uuid.UUID, member_id: uuid.UUID) -> Membership:
     # The tenant row is the lock for membership changes: taken first, always, so two
     # changes never hold member rows in opposite orders (deadlock) or race the admin count.
-    db.get(Tenant, tenant_id, with_for_update=True)
+    lock_tenant(db, tenant_id)
     member = db.scalars(select(Membership).where(
         Membership.id == member_id, Membership.tenant_id == tenant_id,
         Membership.status != MemberStatus.removed).with_for_update()).first()
@@ -78,41 +86,42 @@ def _guard_last_admin(db: Session, tenant_id: uuid.UUID, member: Membership) -> 
 
 
 def _cut_off(db: Session, user_id: uuid.UUID) -> None:
+    """The member's sessions and access keys die at once, in the change's transaction."""
     sessions.revoke_all(db, user_id)
-    db.execute(update(AccessKey).where(AccessKey.created_by_user_id == user_id,
-                                       AccessKey.revoked_at.is_(None))
-               .values(revoked_at=datetime.now(UTC)))
+    revoke_keys_of(db, user_id)
 
 
-def change_member(tenant_id: uuid.UUID, actor_id: uuid.UUID, member_id: uuid.UUID,
-                  role: Role | None, status: MemberStatus | None,
-                  origin: Origin) -> MemberView:
+def change_member(caller: Caller, member_id: uuid.UUID, role: Role | None,
+                  status: MemberStatus | None) -> MemberView:
+    """Change a member's role or status; suspending cuts them off at once. The last active
+    admin can be neither demoted nor suspended."""
     if status is MemberStatus.removed:
         raise Invalid("validation_error", "Use DELETE to remove a member.")
+    tenant_id = _tenant_of(caller)
     with tenant_session(tenant_id) as db:
         member = _member(db, tenant_id, member_id)
         demoting = role is not None and role is not Role.admin
         suspending = status is MemberStatus.suspended
         if demoting or suspending:
             _guard_last_admin(db, tenant_id, member)
-        actor = user_actor(actor_id)
         target = Target("member", str(member.id))
         if role is not None and role.value != member.role:
-            record(db, tenant_id, "member.role_changed", actor, origin, target,
+            record(db, caller, "member.role_changed", target,
                    {"from": member.role, "to": role.value})
             member.role = role.value  # read on every request: effective immediately
         if status is not None and status.value != member.status:
-            record(db, tenant_id, "member.status_changed", actor, origin, target,
+            record(db, caller, "member.status_changed", target,
                    {"from": member.status, "to": status.value})
             member.status = status.value
             if status is MemberStatus.suspended:
                 _cut_off(db, member.user_id)
         db.flush()
-        return views_of(db, [member])[0]
+        return _views_of(db, [member])[0]
 
 
-def remove_member(tenant_id: uuid.UUID, actor_id: uuid.UUID, member_id: uuid.UUID,
-                  origin: Origin) -> None:
+def remove_member(caller: Caller, member_id: uuid.UUID) -> None:
+    """Remove a member: their account is deleted, their sessions and keys die at once."""
+    tenant_id = _tenant_of(caller)
     with tenant_session(tenant_id) as db:
         member = _member(db, tenant_id, member_id)
         _guard_last_admin(db, tenant_id, member)
@@ -121,8 +130,8 @@ def remove_member(tenant_id: uuid.UUID, actor_id: uuid.UUID, member_id: uuid.UUI
         assert user is not None
         user.deleted_at = datetime.now(UTC)
         _cut_off(db, member.user_id)
-        record(db, tenant_id, "member.removed", user_actor(actor_id), origin,
-               Target("member", str(member.id)), {"role": member.role})
+        record(db, caller, "member.removed", Target("member", str(member.id)),
+               {"role": member.role})
 
 
 ACCOUNT_EXISTS = ("This address already belongs to a Portcullis account, and an address "
@@ -138,10 +147,12 @@ def _is_member(db: Session, tenant_id: uuid.UUID, email: str) -> bool:
         User.deleted_at.is_(None))) != 0
 
 
-def invite(tenant_id: uuid.UUID, actor_id: uuid.UUID, actor_role: Role, email: str,
-           role: Role, origin: Origin) -> Invitation:
-    if actor_role is not Role.admin and role.rank >= Role.manager.rank:
+def invite(caller: Caller, email: str, role: Role) -> Invitation:
+    """Invite ``email`` as ``role`` (managers: staff and view-only only); the email is sent
+    after commit."""
+    if caller.role is not Role.admin and role.rank >= Role.manager.rank:
         raise Forbidden("forbidden", "Managers may invite staff and view-only members only.")
+    tenant_id = _tenant_of(caller)
     email = email.strip().lower()
     with tenant_session(tenant_id) as db:
         # Only this tenant's own members conflict: whether the address has an account in
@@ -149,13 +160,13 @@ def invite(tenant_id: uuid.UUID, actor_id: uuid.UUID, actor_role: Role, email: s
         if _is_member(db, tenant_id, email):
             raise Conflict("already_member", "This address is already a member.")
         invitation = Invitation(tenant_id=tenant_id, email=email, role=role.value,
-                                invited_by_user_id=actor_id,
+                                invited_by_user_id=caller.user_id,
                                 expires_at=datetime.now(UTC) + INVITATION_LIFETIME)
         db.add(invitation)
         db.flush()
-        record(db, tenant_id, "member.invited", user_actor(actor_id), origin,
-               Target("invitation", str(invitation.id)), {"role": role.value})
-        queue(db, tenant_id, AccountEmail.invitation, invitation_id=invitation.id)
+        record(db, caller, "member.invited", Target("invitation", str(invitation.id)),
+               {"role": role.value})
+        queue(db, tenant_id, "invitation", invitation_id=invitation.id)
         return invitation
 
 
@@ -163,7 +174,8 @@ def _constraint(exc: IntegrityError) -> str | None:
     return getattr(getattr(exc.orig, "diag", None), "constraint_name", None)
 
 
-def accept_invitation(token: str, name: str, password: str, origin: Origin) -> None:
+def accept_invitation(caller: Caller, token: str, name: str, password: str) -> None:
+    """Create the invitee's account and membership (``caller``: anonymous, their address)."""
     passwords.check_policy(password)
     owner = lookup.invitation(secrets_gen.digest(token)) if token else None
     if owner is None:
@@ -195,6 +207,7 @@ def accept_invitation(token: str, name: str, password: str, origin: Origin) -> N
         member = Membership(tenant_id=owner.tenant_id, user_id=user.id, role=invitation.role)
         db.add(member)
         db.flush()
-        record(db, owner.tenant_id, "member.joined", Actor("user", str(user.id)), origin,
-               Target("member", str(member.id)),
+        joined = Caller(Kind.user, owner.tenant_id, user.id, Role(invitation.role),
+                        origin=caller.origin)
+        record(db, joined, "member.joined", Target("member", str(member.id)),
                {"invitation_id": str(invitation.id), "role": invitation.role})

@@ -16,6 +16,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import cast
 
 import redis
 from sqlalchemy import delete, select, update
@@ -24,12 +25,13 @@ from sqlalchemy.orm import Session
 from config import get_settings
 from portcullis import secrets_gen
 from portcullis.accounts import passwords, sessions, totp
-from portcullis.accounts.audit import record, user_actor
+from portcullis.accounts.identity import Principal
 from portcullis.accounts.models import RecoveryCode, SessionState, User, UserSession
-from portcullis.accounts.notifications import AccountEmail, queue
-from portcullis.alerts import detection
-from portcullis.audit.service import Origin, Target
+from portcullis.alerts.service import count_in_window, login_failed, mfa_failed, mfa_locked
+from portcullis.audit.service import Target, record
+from portcullis.callers import Caller
 from portcullis.db import tenant_session
+from portcullis.email.service import queue
 from portcullis.errors import (
     Conflict,
     DependencyUnavailable,
@@ -109,13 +111,13 @@ def _lock_length(previous: int) -> int:
     """The first lock lasts MFA_LOCKOUT_SECONDS; each repeated one twice the one before, up
     to MAX_LOCK_SECONDS (so the lock is no fixed 10 guesses per 15 minutes, forever)."""
     base = get_settings().MFA_LOCKOUT_SECONDS
-    return min(base * 2 ** min(previous, 32), max(base, MAX_LOCK_SECONDS))
+    return int(min(base * 2 ** min(previous, 32), max(base, MAX_LOCK_SECONDS)))
 
 
 def lock_remaining(user_id: uuid.UUID) -> int:
     """Seconds the user's second-factor step stays locked; 0 when open."""
     try:
-        ttl = int(get_redis().ttl(_lock_key(user_id)))
+        ttl = int(cast(int, get_redis().ttl(_lock_key(user_id))))
     except redis.RedisError as exc:
         raise DependencyUnavailable("redis", "the MFA lockout cannot be checked") from exc
     if ttl == -2:  # no lock
@@ -129,16 +131,16 @@ def _ensure_open(user_id: uuid.UUID) -> None:
         raise Locked(remaining)
 
 
-def _count_toward_lock(db: Session, tenant_id: uuid.UUID, user_id: uuid.UUID,
-                       origin: Origin) -> None:
+def _count_toward_lock(db: Session, caller: Caller) -> None:
+    tenant_id, user_id = _ids(caller)
     settings = get_settings()
     window = settings.MFA_LOCKOUT_WINDOW_SECONDS
     try:
-        failures = detection.count_in_window(_failures_key(user_id), window)
+        failures = count_in_window(_failures_key(user_id), window)
         if failures < settings.MFA_LOCKOUT_FAILURES:
             return
         client = get_redis()
-        lock_for = _lock_length(int(client.get(_streak_key(user_id)) or 0))
+        lock_for = _lock_length(int(cast(bytes | None, client.get(_streak_key(user_id))) or 0))
         if not client.set(_lock_key(user_id), 1, nx=True, ex=lock_for):
             return
         with client.pipeline() as pipe:  # the next lock within a day of this one's end doubles
@@ -149,21 +151,26 @@ def _count_toward_lock(db: Session, tenant_id: uuid.UUID, user_id: uuid.UUID,
     except redis.RedisError as exc:  # the next attempt's lock check fails closed
         log.warning("MFA lockout not counted, Redis unavailable: %s", type(exc).__name__)
         return
-    record(db, tenant_id, "auth.mfa_locked", user_actor(user_id), origin,
-           Target("user", str(user_id)),
+    record(db, caller, "auth.mfa_locked", Target("user", str(user_id)),
            {"failures": failures, "window_seconds": window, "locked_seconds": lock_for})
-    detection.mfa_locked(db, tenant_id, user_id, origin.ip, failures, window, lock_for)
-    queue(db, tenant_id, AccountEmail.mfa_locked, user_id=user_id)
+    mfa_locked(db, tenant_id, user_id, caller.origin.ip, failures, window, lock_for)
+    queue(db, tenant_id, "mfa_locked", user_id=user_id)
 
 
-def _wrong_code(db: Session, tenant_id: uuid.UUID, user_id: uuid.UUID, origin: Origin,
-                target: Target, details: dict[str, object], *, guessed: bool = True) -> None:
+def _ids(caller: Caller) -> tuple[uuid.UUID, uuid.UUID]:
+    assert caller.tenant_id is not None and caller.user_id is not None, "a member's caller"
+    return caller.tenant_id, caller.user_id
+
+
+def _wrong_code(db: Session, caller: Caller, target: Target, details: dict[str, object], *,
+                guessed: bool = True) -> None:
     """Audit a wrong code and feed the alert rule; a guess at the user's real second factor
     (not a code for a secret being enrolled) also counts toward the lockout."""
-    record(db, tenant_id, "auth.mfa_failed", user_actor(user_id), origin, target, details)
-    detection.mfa_failed(db, tenant_id, user_id, origin.ip)
+    tenant_id, user_id = _ids(caller)
+    record(db, caller, "auth.mfa_failed", target, details)
+    mfa_failed(db, tenant_id, user_id, caller.origin.ip)
     if guessed:
-        _count_toward_lock(db, tenant_id, user_id, origin)
+        _count_toward_lock(db, caller)
 
 
 # --------------------------------------------------------------------------- re-authentication
@@ -215,12 +222,12 @@ def _accept_code(db: Session, tenant_id: uuid.UUID, user: User, code: str) -> st
     if recovery is None:
         return None
     recovery.used_at = datetime.now(UTC)
-    queue(db, tenant_id, AccountEmail.recovery_codes_changed, user_id=user.id)
+    queue(db, tenant_id, "recovery_codes_changed", user_id=user.id)
     return "recovery_code"
 
 
-def _reauthenticate(db: Session, tenant_id: uuid.UUID, user: User, session_id: uuid.UUID,
-                    proof: Proof | None, origin: Origin) -> DomainError | None:
+def _reauthenticate(db: Session, caller: Caller, user: User, session_id: uuid.UUID,
+                    proof: Proof | None) -> DomainError | None:
     """None when the session proved itself (now, or in the last REAUTH_SECONDS); else the
     error to raise once the failure's audit and counters are committed. Without an enrolled
     authenticator only the password proves anything."""
@@ -231,40 +238,54 @@ def _reauthenticate(db: Session, tenant_id: uuid.UUID, user: User, session_id: u
         if passwords.verify_password(proof.password, user.password_hash):
             _mark_reauthenticated(session_id)
             return None
-        record(db, tenant_id, "auth.login_failed", user_actor(user.id), origin,
-               Target("user", str(user.id)),
+        record(db, caller, "auth.login_failed", Target("user", str(user.id)),
                {"reason": "wrong_password", "step": "reauthentication"})
-        detection.login_failed(db, tenant_id, user.email, origin.ip, user_actor(user.id))
+        login_failed(db, caller.tenant_id, user.email, caller.origin.ip, caller)
         return Unauthenticated("invalid_credentials", "The password is wrong.")
     assert proof.code is not None
     if not enrolled:
         return _reauthentication_required(enrolled)
     _ensure_open(user.id)
-    method = _accept_code(db, tenant_id, user, proof.code)
+    method = _accept_code(db, _ids(caller)[0], user, proof.code)
     if method is None:
-        _wrong_code(db, tenant_id, user.id, origin, Target("session", str(session_id)),
+        _wrong_code(db, caller, Target("session", str(session_id)),
                     {"step": "reauthentication"})
         return _invalid_code()
     if method == "recovery_code":
-        record(db, tenant_id, "auth.recovery_code_used", user_actor(user.id), origin,
-               Target("session", str(session_id)), {"step": "reauthentication"})
+        record(db, caller, "auth.recovery_code_used", Target("session", str(session_id)),
+               {"step": "reauthentication"})
     _mark_reauthenticated(session_id)
     return None
 
 
 # --------------------------------------------------------------------------- enrolment
 
-def enroll(tenant_id: uuid.UUID, user_id: uuid.UUID, session_id: uuid.UUID,
-           origin: Origin, proof: Proof | None = None, *, full_session: bool = True) -> Enrolment:
+def _session_of(principal: Principal) -> tuple[Caller, uuid.UUID]:
+    assert principal.session_id is not None, "a browser session"
+    return principal.caller, principal.session_id
+
+
+def _not_awaiting_code(principal: Principal) -> None:
+    """Enrolment is for a full or an ``mfa_enrollment`` session; one awaiting its second
+    factor must give it first (the access guard answers this before the body is read)."""
+    if principal.session_state is SessionState.mfa_pending:
+        raise Forbidden("mfa_required", "Verify your MFA code first.")
+
+
+def enroll(principal: Principal, proof: Proof | None = None) -> Enrolment:
     """A fresh secret, pending until confirmed with a code from the app. Only a session that
     has just logged in with the password to enrol (``mfa_enrollment``) needs no proof: from a
     full session, or to replace an enrolled authenticator, a stolen session alone can
     neither add a second factor (and lock its owner out) nor move it."""
+    _not_awaiting_code(principal)
+    caller, session_id = _session_of(principal)
+    tenant_id, user_id = _ids(caller)
+    full_session = principal.session_state is SessionState.full
     with tenant_session(tenant_id) as db:
         user = db.scalars(select(User).where(User.id == user_id).with_for_update()).one()
         failure = None
         if user.totp_secret is not None or full_session:
-            failure = _reauthenticate(db, tenant_id, user, session_id, proof, origin)
+            failure = _reauthenticate(db, caller, user, session_id, proof)
         if failure is None:
             secret = totp.new_secret()
             user.totp_pending_secret = seal(secret)
@@ -272,10 +293,12 @@ def enroll(tenant_id: uuid.UUID, user_id: uuid.UUID, session_id: uuid.UUID,
     raise failure
 
 
-def confirm(tenant_id: uuid.UUID, user_id: uuid.UUID, session_id: uuid.UUID, code: str,
-            origin: Origin) -> list[str]:
+def confirm(principal: Principal, code: str) -> list[str]:
     """Activate the pending secret; returns the 10 recovery codes (shown once). Replacing an
     enrolled one needs this session's proof from ``enroll`` to be still fresh."""
+    _not_awaiting_code(principal)
+    caller, session_id = _session_of(principal)
+    tenant_id, user_id = _ids(caller)
     with tenant_session(tenant_id) as db:
         user = db.scalars(select(User).where(User.id == user_id).with_for_update()).one()
         if user.totp_pending_secret is None:
@@ -285,24 +308,25 @@ def confirm(tenant_id: uuid.UUID, user_id: uuid.UUID, session_id: uuid.UUID, cod
             raise _reauthentication_required()
         step = totp.matching_step(open_sealed(user.totp_pending_secret), code, None)
         if step is not None:
-            codes = _activate(db, tenant_id, user, step, session_id, origin, replacing)
+            codes = _activate(db, caller, user, step, session_id, replacing)
             _forget_reauthentication(session_id)  # the proof is used up by the enrolment
             return codes
         # A wrong code for the secret being enrolled guesses nothing: no lockout count.
-        _count_failure(db, tenant_id, user_id, session_id, origin, guessed=False)
+        _count_failure(db, caller, session_id, guessed=False)
     raise _invalid_code()
 
 
-def _activate(db: Session, tenant_id: uuid.UUID, user: User, step: int,
-              session_id: uuid.UUID, origin: Origin, replacing: bool) -> list[str]:
+def _activate(db: Session, caller: Caller, user: User, step: int, session_id: uuid.UUID,
+              replacing: bool) -> list[str]:
+    tenant_id, _ = _ids(caller)
     user.totp_secret, user.totp_pending_secret = user.totp_pending_secret, None
     user.totp_enabled_at = datetime.now(UTC)
     user.totp_last_step = step
     codes = _replace_recovery_codes(db, tenant_id, user.id)
     sessions.set_state(db, session_id, SessionState.full)
-    record(db, tenant_id, "auth.mfa_enrolled", user_actor(user.id), origin,
-           Target("user", str(user.id)), {"replaced": True} if replacing else None)
-    queue(db, tenant_id, AccountEmail.mfa_enabled, user_id=user.id)
+    record(db, caller, "auth.mfa_enrolled", Target("user", str(user.id)),
+           {"replaced": True} if replacing else None)
+    queue(db, tenant_id, "mfa_enabled", user_id=user.id)
     return codes
 
 
@@ -314,10 +338,13 @@ def _replace_recovery_codes(db: Session, tenant_id: uuid.UUID, user_id: uuid.UUI
     return codes
 
 
-def verify(tenant_id: uuid.UUID, user_id: uuid.UUID, session_id: uuid.UUID, code: str,
-           origin: Origin) -> None:
+def verify(principal: Principal, code: str) -> None:
     """Lift a pending session to full with a TOTP code (once per step) or a recovery code,
     unless the user's second-factor step is locked."""
+    if principal.session_state is not SessionState.mfa_pending:
+        raise Conflict("mfa_not_pending", "This session is not waiting for a code.")
+    caller, session_id = _session_of(principal)
+    tenant_id, user_id = _ids(caller)
     with tenant_session(tenant_id) as db:
         user = db.scalars(select(User).where(User.id == user_id).with_for_update()).one()
         if user.totp_secret is None:
@@ -327,20 +354,19 @@ def verify(tenant_id: uuid.UUID, user_id: uuid.UUID, session_id: uuid.UUID, code
         if method is not None:
             sessions.set_state(db, session_id, SessionState.full)
             action = "auth.mfa_succeeded" if method == "totp" else "auth.recovery_code_used"
-            record(db, tenant_id, action, user_actor(user_id), origin,
-                   Target("session", str(session_id)))
+            record(db, caller, action, Target("session", str(session_id)))
             return
-        _count_failure(db, tenant_id, user_id, session_id, origin)
+        _count_failure(db, caller, session_id)
     raise _invalid_code()
 
 
-def _count_failure(db: Session, tenant_id: uuid.UUID, user_id: uuid.UUID,
-                   session_id: uuid.UUID, origin: Origin, *, guessed: bool = True) -> None:
+def _count_failure(db: Session, caller: Caller, session_id: uuid.UUID, *,
+                   guessed: bool = True) -> None:
     failures = db.scalar(update(UserSession).where(UserSession.id == session_id)
                          .values(mfa_failures=UserSession.mfa_failures + 1)
                          .returning(UserSession.mfa_failures)) or 0
     ended = failures >= MAX_FAILURES
     if ended:
         sessions.revoke(db, session_id)
-    _wrong_code(db, tenant_id, user_id, origin, Target("session", str(session_id)),
+    _wrong_code(db, caller, Target("session", str(session_id)),
                 {"failures": failures, "session_ended": ended}, guessed=guessed)

@@ -9,7 +9,7 @@ from enum import StrEnum
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from portcullis.callers import Role  # noqa: F401 - the column type, re-exported
+from portcullis.callers import Role as Role  # the column type, re-exported
 from portcullis.db.base import Base, created_at, uuid_pk
 
 

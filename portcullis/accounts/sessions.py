@@ -6,12 +6,17 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
+from portcullis.accounts.identity import Principal
 from portcullis.accounts.models import SessionState, UserSession
 from portcullis.accounts.tokens import ABSOLUTE_LIFETIME, SessionClaims, csrf_token, issue
-from portcullis.audit.service import Origin
+from portcullis.audit.service import Target, record
+from portcullis.callers import Origin
+from portcullis.db import tenant_session
+from portcullis.errors import NotFound
+from portcullis.pagination import Page, PageRequest, keyset
 
 
 @dataclass(frozen=True)
@@ -52,12 +57,44 @@ def set_state(db: Session, session_id: uuid.UUID, state: SessionState) -> None:
                .values(state=state.value, mfa_failures=0))
 
 
-def live_query(user_id: uuid.UUID) -> Select[tuple[UserSession]]:
-    """The user's unrevoked, unexpired sessions, unordered (the caller pages them)."""
-    return select(UserSession).where(UserSession.user_id == user_id,
-                                     UserSession.revoked_at.is_(None),
-                                     UserSession.expires_at > datetime.now(UTC))
+def _live(user_id: uuid.UUID) -> tuple[ColumnElement[bool], ...]:
+    """The user's unrevoked, unexpired sessions."""
+    return (UserSession.user_id == user_id, UserSession.revoked_at.is_(None),
+            UserSession.expires_at > datetime.now(UTC))
 
 
-def live_sessions(db: Session, user_id: uuid.UUID) -> list[UserSession]:
-    return list(db.scalars(live_query(user_id).order_by(UserSession.created_at.desc())))
+@dataclass(frozen=True)
+class SessionView:
+    id: uuid.UUID
+    created_at: datetime
+    last_seen_at: datetime
+    ip: str | None
+    user_agent: str | None
+    current: bool  # the session asking
+
+
+def _member_session(principal: Principal) -> tuple[uuid.UUID, uuid.UUID]:
+    caller = principal.caller
+    assert caller.tenant_id is not None and caller.user_id is not None, "a member's session"
+    return caller.tenant_id, caller.user_id
+
+
+def list_own(principal: Principal, page: PageRequest) -> Page[SessionView]:
+    """The principal's user's live sessions, newest first, marking the one asking."""
+    tenant_id, user_id = _member_session(principal)
+    with tenant_session(tenant_id) as db:
+        found = keyset(db, select(UserSession).where(*_live(user_id)),
+                       [UserSession.created_at, UserSession.id], [datetime, uuid.UUID], page)
+        return found.map(lambda s: SessionView(s.id, s.created_at, s.last_seen_at, s.ip,
+                                               s.user_agent, s.id == principal.session_id))
+
+
+def revoke_own(principal: Principal, session_id: uuid.UUID) -> None:
+    """Revoke one of the user's own live sessions (anyone else's is not found)."""
+    tenant_id, user_id = _member_session(principal)
+    with tenant_session(tenant_id) as db:
+        if db.scalar(select(UserSession.id).where(UserSession.id == session_id,
+                                                  *_live(user_id))) is None:
+            raise NotFound("session")
+        revoke(db, session_id)
+        record(db, principal.caller, "auth.session_revoked", Target("session", str(session_id)))

@@ -18,7 +18,9 @@ from sqlalchemy import Select, or_, select, update
 from sqlalchemy.orm import Session
 
 from config import get_settings
-from portcullis.db import system_session
+from portcullis.callers import Caller, Kind
+from portcullis.db import system_session, tenant_session
+from portcullis.errors import NotFound
 from portcullis.jobs import dispatch, results
 from portcullis.jobs.models import Job, JobStatus
 
@@ -185,10 +187,51 @@ def get_job(session: Session, job_id: uuid.UUID) -> Job | None:
     return session.get(Job, job_id)
 
 
+@dataclass(frozen=True)
+class JobView:
+    """A job as its reader sees it: sealed secrets in its result revealed."""
+
+    id: uuid.UUID
+    kind: str
+    status: str
+    progress: int
+    result: dict[str, Any] | None
+    error: dict[str, Any] | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+def _view(job: Job) -> JobView:
+    return JobView(job.id, job.kind, job.status, job.progress, results.reveal(job.result),
+                   job.error, job.created_at, job.started_at, job.finished_at)
+
+
+def read_job(caller: Caller, job_id: uuid.UUID) -> JobView:
+    """A job its reader may see: an operator the jobs its key started; a member (or a key,
+    acting as its creator) the tenant's jobs they started, an admin every job of the tenant.
+    Any other job is as if it did not exist."""
+    if caller.kind is Kind.operator:
+        with system_session() as db:
+            job = get_job(db, job_id)
+            if job is None or caller.credential_id is None \
+                    or job.created_by_operator_key_id != caller.credential_id:
+                raise NotFound("job")
+            return _view(job)
+    if not caller.is_member or caller.tenant_id is None:
+        raise NotFound("job")
+    with tenant_session(caller.tenant_id) as db:
+        job = get_job(db, job_id)
+        if job is None or job.tenant_id != caller.tenant_id or not (
+                caller.is_admin or job.created_by_user_id == caller.user_id):
+            raise NotFound("job")
+        return _view(job)
+
+
 # --- for other domains ---------------------------------------------------------------------
 
 
-def failed_job_ids() -> Select[tuple[uuid.UUID]]:
+def failed_job_ids() -> Select[uuid.UUID]:
     """The ids of jobs that failed for good, as a subquery another domain filters by (what
     waited on them must be settled)."""
     return select(Job.id).where(Job.status == JobStatus.failed)

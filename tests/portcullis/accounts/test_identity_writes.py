@@ -14,13 +14,13 @@ from portcullis.access_keys import service as access_keys
 from portcullis.access_keys.models import AccessKey
 from portcullis.accounts.identity import (
     TOUCH_EVERY,
-    Identity,
+    Principal,
     identity_from_access_key,
     identity_from_session,
 )
 from portcullis.accounts.models import Membership, MemberStatus, Role, UserSession
 from portcullis.accounts.tokens import verify
-from portcullis.audit.service import Origin
+from portcullis.callers import Caller, Origin
 from portcullis.db import tenant_session
 from tests.support.factories import LoggedIn, make_member, make_session, make_tenant
 
@@ -37,7 +37,7 @@ def _session(who: LoggedIn, **values: object) -> UserSession:
         return db.scalars(select(UserSession).where(UserSession.id == who.session_id)).one()
 
 
-def _check(who: LoggedIn) -> Identity | None:
+def _check(who: LoggedIn) -> Principal | None:
     claims = verify(who.cookie)
     assert claims is not None
     return identity_from_session(claims, ORIGIN)
@@ -77,8 +77,8 @@ def test_a_dead_session_is_no_identity_and_is_not_revived(dead: str) -> None:
 
 def _key(member_role: Role = Role.admin) -> tuple[str, AccessKey]:
     member = make_member(make_tenant(), member_role)
-    new = access_keys.create(member.tenant_id, member.user_id, "k", ["buckets:read"], 30,
-                             Origin())
+    new = access_keys.create(Caller.user(member.tenant_id, member.user_id, member_role),
+                             "k", ["buckets:read"], 30)
     return new.secret, new.key
 
 
@@ -90,7 +90,7 @@ def _key_row(key: AccessKey) -> AccessKey:
 def test_a_key_use_is_recorded_at_once_from_a_new_address_else_once_a_minute() -> None:
     secret, key = _key()
     first = identity_from_access_key(secret, ORIGIN)
-    assert first is not None and first.scopes == frozenset({"buckets:read"})
+    assert first is not None and first.caller.scopes == frozenset({"buckets:read"})
     row = _key_row(key)
     assert row.last_used_ip == ORIGIN.ip and row.last_used_at is not None
     used_at = row.last_used_at

@@ -19,10 +19,10 @@ from sqlalchemy import select
 from config import get_settings
 from devstack.mailsink import MailSink
 from devstack.process import free_port
-from portcullis.accounts import emails
 from portcullis.accounts.models import Role
-from portcullis.accounts.notifications import AccountEmail
 from portcullis.db import tenant_session
+from portcullis.email import service as emails
+from portcullis.email.messages import INVITATION, RESET_PASSWORD, VERIFY_EMAIL, Kind
 from portcullis.jobs.models import Job
 from portcullis.redis_client import get_redis
 from tests.support.factories import make_member, make_tenant
@@ -38,7 +38,7 @@ def _ip() -> str:
     return str(TEST_NET[secrets.randbelow(TEST_NET.num_addresses - 2) + 1])
 
 
-def _remaining(address: str, kind: AccountEmail, limit: str) -> int:
+def _remaining(address: str, kind: Kind, limit: str) -> int:
     stats = emails._recipient_limiter(get_settings().REDIS_URL).get_window_stats(
         parse(limit), "portcullis-email", emails.recipient_key(address, kind))
     return stats.remaining
@@ -89,36 +89,36 @@ def test_a_retried_reset_email_is_delivered_once_and_counted_once(
         time.sleep(0.2)
     assert job.result == {"sent": True}
     assert sum(member.email in str(m["To"]) for m in sink.messages) == 1
-    assert _remaining(member.email, AccountEmail.reset_password, LIMIT) == 1  # counted once
+    assert _remaining(member.email, RESET_PASSWORD, LIMIT) == 1  # counted once
 
 
 def test_one_job_is_counted_once_however_often_it_asks() -> None:
     address = f"budget-{uuid.uuid4().hex[:10]}@example.com"
     job_id = uuid.uuid4()
     for _ in range(8):
-        assert emails.recipient_allowed(address, AccountEmail.verify_email, job_id)
+        assert emails.recipient_allowed(address, VERIFY_EMAIL, job_id)
     limit = get_settings().EMAIL_RECIPIENT_LIMIT
-    assert _remaining(address, AccountEmail.verify_email, limit) == parse(limit).amount - 1
+    assert _remaining(address, VERIFY_EMAIL, limit) == parse(limit).amount - 1
 
 
 def test_a_refused_job_stays_refused_on_a_retry() -> None:
     address = f"budget-{uuid.uuid4().hex[:10]}@example.com"
     amount = parse(get_settings().EMAIL_RECIPIENT_LIMIT).amount
     for _ in range(amount):
-        assert emails.recipient_allowed(address, AccountEmail.reset_password, uuid.uuid4())
+        assert emails.recipient_allowed(address, RESET_PASSWORD, uuid.uuid4())
     refused = uuid.uuid4()
-    assert not emails.recipient_allowed(address, AccountEmail.reset_password, refused)
-    assert not emails.recipient_allowed(address, AccountEmail.reset_password, refused)
+    assert not emails.recipient_allowed(address, RESET_PASSWORD, refused)
+    assert not emails.recipient_allowed(address, RESET_PASSWORD, refused)
 
 
 def test_each_kind_of_email_has_its_own_budget() -> None:
     address = f"budget-{uuid.uuid4().hex[:10]}@example.com"
     amount = parse(get_settings().EMAIL_RECIPIENT_LIMIT).amount
     for _ in range(amount):  # say, anonymous /password/forgot requests for the address
-        assert emails.recipient_allowed(address, AccountEmail.reset_password, uuid.uuid4())
-    assert not emails.recipient_allowed(address, AccountEmail.reset_password, uuid.uuid4())
-    assert emails.recipient_allowed(address, AccountEmail.invitation, uuid.uuid4())
-    assert emails.recipient_allowed(address, AccountEmail.verify_email, uuid.uuid4())
+        assert emails.recipient_allowed(address, RESET_PASSWORD, uuid.uuid4())
+    assert not emails.recipient_allowed(address, RESET_PASSWORD, uuid.uuid4())
+    assert emails.recipient_allowed(address, INVITATION, uuid.uuid4())
+    assert emails.recipient_allowed(address, VERIFY_EMAIL, uuid.uuid4())
 
 
 def test_budget_keys_name_no_address_and_no_plain_digest() -> None:
@@ -126,8 +126,8 @@ def test_budget_keys_name_no_address_and_no_plain_digest() -> None:
     import hashlib
 
     address = f"budget-{uuid.uuid4().hex[:10]}@example.com"
-    assert emails.recipient_allowed(address, AccountEmail.invitation, uuid.uuid4())
+    assert emails.recipient_allowed(address, INVITATION, uuid.uuid4())
     plain = hashlib.sha256(address.encode()).hexdigest()[:32]
     keys = [k.decode(errors="replace") for k in get_redis().scan_iter(count=1000)]
-    assert any(emails.recipient_key(address, AccountEmail.invitation) in k for k in keys)
+    assert any(emails.recipient_key(address, INVITATION) in k for k in keys)
     assert not any(address in k or plain in k for k in keys)
