@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from click.testing import CliRunner
 from flask import Flask
-from flask.testing import FlaskClient
 from sqlalchemy import select, text, update
 
 from devstack.stack import LocalStack
@@ -22,11 +21,12 @@ from portcullis.accounts.models import Membership, Role
 from portcullis.audit.models import AuditEvent
 from portcullis.cli import main
 from portcullis.db import system_session, tenant_session
-from portcullis.jobs.service import create_job
-from tests.support.factories import LoggedIn, make_member, make_session, make_tenant
+from tests.support.factories import LoggedIn, make_job, make_member, make_session, make_tenant
+from tests.support.web import make_client
 
 FIRST_IP = "198.51.100.33"
 SECOND_IP = "203.0.113.77"
+AGENT = "keys-test/1.0"
 KEY_FIELDS = {"id", "name", "prefix", "scopes", "created_at", "expires_at", "last_used_at",
               "last_used_ip", "revoked_at"}
 ALL_SCOPES = ["buckets:read", "buckets:write", "files:read", "files:write", "files:delete",
@@ -40,40 +40,24 @@ def admin(stack: LocalStack) -> LoggedIn:
     return make_session(make_member(tenant, Role.admin))
 
 
-def _client(app: Flask, who: LoggedIn | None = None, ip: str = FIRST_IP) -> FlaskClient:
-    client = app.test_client()
-    client.environ_base["REMOTE_ADDR"] = ip
-    client.environ_base["HTTP_USER_AGENT"] = "keys-test/1.0"
-    if who is not None:
-        who.attach(client)
-    return client
-
-
 def _create(app: Flask, who: LoggedIn, **body: object) -> tuple[int, dict]:
     payload = {"name": "ci", "scopes": ["jobs:read"], "expires_in_days": 30, **body}
-    response = _client(app, who).post("/api/v1/access-keys", json=payload,
-                                      headers={"X-CSRF-Token": who.csrf})
+    response = make_client(app, who).post("/api/v1/access-keys", json=payload,
+                                          headers={"X-CSRF-Token": who.csrf})
     return response.status_code, response.get_json(force=True, silent=True) or {}
 
 
 def _list(app: Flask, who: LoggedIn) -> tuple[str, dict[str, dict]]:
-    response = _client(app, who).get("/api/v1/access-keys?limit=200")
+    response = make_client(app, who).get("/api/v1/access-keys?limit=200")
     assert response.status_code == 200, response.get_json()
     raw = response.get_data(as_text=True)
     return raw, {k["id"]: k for k in response.get_json()["items"]}
 
 
-def _job_for(who: LoggedIn) -> uuid.UUID:
-    with tenant_session(who.member.tenant_id) as db:
-        return create_job(db, tenant_id=who.member.tenant_id, kind="sample",
-                          task_name="tasks.default.never_registered",
-                          created_by_user_id=who.member.user_id).id
-
-
 def _use(app: Flask, secret: str, job_id: uuid.UUID, ip: str = FIRST_IP) -> int:
     """GET /api/v1/jobs/{id}: a route that takes keys (scope jobs:read)."""
-    response = _client(app, ip=ip).get(f"/api/v1/jobs/{job_id}",
-                                       headers={"Authorization": f"Bearer {secret}"})
+    response = make_client(app, ip=ip, user_agent=AGENT).get(
+        f"/api/v1/jobs/{job_id}", headers={"Authorization": f"Bearer {secret}"})
     return response.status_code
 
 
@@ -181,8 +165,8 @@ def test_missing_fields_are_400(app: Flask, admin: LoggedIn) -> None:
     for missing in ("name", "scopes", "expires_in_days"):
         body = {"name": "ci", "scopes": ["jobs:read"], "expires_in_days": 30}
         del body[missing]
-        response = _client(app, admin).post("/api/v1/access-keys", json=body,
-                                            headers={"X-CSRF-Token": admin.csrf})
+        response = make_client(app, admin).post("/api/v1/access-keys", json=body,
+                                                headers={"X-CSRF-Token": admin.csrf})
         assert response.status_code == 400, response.get_json()
         locs = [e["loc"] for e in response.get_json()["errors"]]
         assert ["body", missing] in locs
@@ -196,7 +180,7 @@ def test_use_records_time_and_address_and_a_new_ip_is_audited(app: Flask,
     status, body = _create(app, admin, name="used", scopes=list(ALL_SCOPES))
     assert status == 201, body
     secret, key_id = body["key"], body["id"]
-    job_id = _job_for(admin)
+    job_id = make_job(admin)
 
     before = datetime.now(UTC)
     assert _use(app, secret, job_id) == 200
@@ -216,7 +200,7 @@ def test_use_records_time_and_address_and_a_new_ip_is_audited(app: Flask,
     event = events[0]
     assert event.tenant_id == admin.member.tenant_id
     assert str(event.ip) == SECOND_IP
-    assert event.user_agent == "keys-test/1.0"
+    assert event.user_agent == AGENT
     assert event.details.get("previous_ip") == FIRST_IP
     assert event.actor_type == "access_key" and event.actor_id == key_id
     assert event.target_type == "access_key" and event.target_id == key_id
@@ -234,8 +218,8 @@ def _new_ip_events(key_id: str) -> list[AuditEvent]:
 def test_a_key_acts_only_within_its_scopes(app: Flask, admin: LoggedIn) -> None:
     status, body = _create(app, admin, name="narrow", scopes=["files:read"])
     assert status == 201, body
-    response = _client(app).get(f"/api/v1/jobs/{_job_for(admin)}",
-                                headers={"Authorization": f"Bearer {body['key']}"})
+    response = make_client(app).get(f"/api/v1/jobs/{make_job(admin)}",
+                                    headers={"Authorization": f"Bearer {body['key']}"})
     assert response.status_code == 403
     assert response.get_json()["code"] == "insufficient_scope"
 
@@ -243,10 +227,10 @@ def test_a_key_acts_only_within_its_scopes(app: Flask, admin: LoggedIn) -> None:
 def test_revocation_stops_the_key_at_once(app: Flask, admin: LoggedIn) -> None:
     status, body = _create(app, admin, name="doomed")
     assert status == 201, body
-    job_id = _job_for(admin)
+    job_id = make_job(admin)
     assert _use(app, body["key"], job_id) == 200
-    revoke = _client(app, admin).delete(f"/api/v1/access-keys/{body['id']}",
-                                        headers={"X-CSRF-Token": admin.csrf})
+    revoke = make_client(app, admin).delete(f"/api/v1/access-keys/{body['id']}",
+                                            headers={"X-CSRF-Token": admin.csrf})
     assert revoke.status_code == 204
     assert revoke.get_data() == b""
     assert _use(app, body["key"], job_id) == 401
@@ -256,15 +240,15 @@ def test_revocation_stops_the_key_at_once(app: Flask, admin: LoggedIn) -> None:
     with system_session() as db:
         assert db.scalar(select(AuditEvent.id).where(
             AuditEvent.action == "access_key.revoked", AuditEvent.target_id == body["id"]))
-    unknown = _client(app, admin).delete(f"/api/v1/access-keys/{uuid.uuid4()}",
-                                         headers={"X-CSRF-Token": admin.csrf})
+    unknown = make_client(app, admin).delete(f"/api/v1/access-keys/{uuid.uuid4()}",
+                                             headers={"X-CSRF-Token": admin.csrf})
     assert unknown.status_code == 404 and unknown.get_json()["code"] == "not_found"
 
 
 def test_an_expired_key_fails(app: Flask, admin: LoggedIn) -> None:
     status, body = _create(app, admin, name="old", expires_in_days=1)
     assert status == 201, body
-    job_id = _job_for(admin)
+    job_id = make_job(admin)
     assert _use(app, body["key"], job_id) == 200
     with system_session() as db:
         db.execute(update(AccessKey).where(AccessKey.id == uuid.UUID(body["id"]))
@@ -279,7 +263,7 @@ def test_a_key_acts_with_its_creators_current_role(app: Flask) -> None:
     status, body = _create(app, creator, name="creator's", scopes=["jobs:read"])
     assert status == 201, body
     other = make_session(make_member(tenant, Role.staff))
-    foreign_job = _job_for(other)
+    foreign_job = make_job(other)
     assert _use(app, body["key"], foreign_job) == 200  # an admin reads any job
     with tenant_session(tenant) as db:
         db.execute(update(Membership).where(Membership.id == creator.member.membership_id)

@@ -18,9 +18,15 @@ from sqlalchemy import select
 from devstack.stack import LocalStack
 from portcullis.accounts.models import Role
 from portcullis.audit.models import AuditEvent, Severity
-from portcullis.audit.service import Actor, AuditRecord, Origin, Target, audit_log
-from portcullis.db import system_session, tenant_session
-from tests.support.factories import LoggedIn, make_member, make_session, make_tenant
+from portcullis.db import system_session
+from tests.support.factories import (
+    make_access_key,
+    make_member,
+    make_session,
+    make_tenant,
+    record_event,
+)
+from tests.support.web import make_client
 
 URL = "/api/v1/audit-events"
 ITEM_FIELDS = {"id", "occurred_at", "action", "severity", "actor", "target", "ip",
@@ -40,12 +46,8 @@ class Seeded:
 
 def _record(tenant_id: uuid.UUID, action: str, severity: Severity, actor_id: str,
             n: int = 0) -> None:
-    with tenant_session(tenant_id) as db:
-        audit_log.record(db, AuditRecord(
-            action=action, actor=Actor("user", actor_id), tenant_id=tenant_id,
-            severity=severity, target=Target("member", f"m-{n}"),
-            origin=Origin(f"203.0.113.{n % 250 + 1}", f"query-test/{n}"),
-            details={"n": n}))
+    record_event(tenant_id, action, severity, actor=("user", actor_id), target=("member", f"m-{n}"),
+                 ip=f"203.0.113.{n % 250 + 1}", user_agent=f"query-test/{n}", details={"n": n})
 
 
 def _seed(tenant_id: uuid.UUID, actors: list[str], count: int) -> None:
@@ -73,17 +75,9 @@ def _db_events(tenant_id: uuid.UUID) -> list[AuditEvent]:
                                          AuditEvent.id.desc())))
 
 
-def _client(app: Flask, who: LoggedIn | None = None) -> FlaskClient:
-    client = app.test_client()
-    client.environ_base["REMOTE_ADDR"] = "198.51.100.70"
-    if who is not None:
-        who.attach(client)
-    return client
-
-
 def _admin(app: Flask, tenant_id: uuid.UUID) -> FlaskClient:
     """A fresh admin per test: the per-user rate limit (100/min) never interferes."""
-    return _client(app, make_session(make_member(tenant_id, Role.admin)))
+    return make_client(app, make_session(make_member(tenant_id, Role.admin)))
 
 
 def _get(client: FlaskClient, **params: Any) -> tuple[int, dict[str, Any]]:
@@ -114,14 +108,6 @@ def _key(item: dict[str, Any]) -> tuple[datetime, str]:
     return datetime.fromisoformat(item["occurred_at"]), item["id"]
 
 
-def _create_key(app: Flask, admin: LoggedIn, scopes: list[str]) -> str:
-    response = _client(app, admin).post(
-        "/api/v1/access-keys", headers={"X-CSRF-Token": admin.csrf},
-        json={"name": "audit", "scopes": scopes, "expires_in_days": 1})
-    assert response.status_code == 201, response.get_json()
-    return response.get_json()["key"]
-
-
 # --- who may read ------------------------------------------------------------------------
 
 
@@ -147,24 +133,23 @@ def test_admin_reads_newest_first_in_the_documented_shape(app: Flask, seeded: Se
 
 @pytest.mark.parametrize("role", [Role.manager, Role.staff, Role.viewonly])
 def test_other_roles_are_refused(app: Flask, seeded: Seeded, role: Role) -> None:
-    client = _client(app, make_session(make_member(seeded.tenant_id, role)))
+    client = make_client(app, make_session(make_member(seeded.tenant_id, role)))
     status, body = _get(client)
     assert status == 403 and body["code"] == "forbidden"
     assert "items" not in body
 
 
 def test_anonymous_is_401(app: Flask, seeded: Seeded) -> None:
-    status, body = _get(_client(app))
+    status, body = _get(make_client(app))
     assert status == 401 and "items" not in body
 
 
 def test_access_key_needs_the_audit_read_scope(app: Flask, seeded: Seeded) -> None:
     admin = make_session(make_member(seeded.tenant_id, Role.admin))
-    with_scope = _create_key(app, admin, ["audit:read"])
-    without = _create_key(app, admin, ["jobs:read", "buckets:read", "billing:read"])
+    with_scope = make_access_key(admin, ["audit:read"]).secret
+    without = make_access_key(admin, ["jobs:read", "buckets:read", "billing:read"]).secret
 
-    reader = app.test_client()
-    reader.environ_base["REMOTE_ADDR"] = "198.51.100.70"
+    reader = make_client(app)
     status, body = _get_with_key(reader, with_scope, action="member.invited")
     assert status == 200, body
     truth = [str(e.id) for e in _db_events(seeded.tenant_id) if e.action == "member.invited"]

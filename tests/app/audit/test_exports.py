@@ -26,12 +26,12 @@ from devstack.stack import LocalStack
 from portcullis import secrets_gen
 from portcullis.accounts.models import Role
 from portcullis.audit.models import Severity
-from portcullis.audit.service import Actor, AuditRecord, Origin, Target, audit_log
 from portcullis.cli import main
 from portcullis.db import system_session, tenant_session
 from portcullis.jobs.models import Job
 from portcullis.links.models import ShareLink
-from tests.support.factories import LoggedIn, make_member, make_session, make_tenant
+from tests.support.factories import LoggedIn, make_member, make_session, make_tenant, record_event
+from tests.support.web import make_client
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -72,36 +72,26 @@ def seeded(stack: LocalStack) -> Seeded:
     injected = []
     with tenant_session(tenant) as db:
         for n in range(23):
-            audit_log.record(db, AuditRecord(
-                action="member.invited", actor=Actor("user", f"actor-{n % 3}"),
-                tenant_id=tenant, severity=Severity.notice, target=Target("member", f"m{n}"),
-                origin=Origin(f"203.0.113.{n + 1}", f"export-test/{n}"),
-                details={"n": n, "email": f"x{n}@example.com", "nested": {"b": 1, "a": [n]}}))
-        audit_log.record(db, AuditRecord(action="auth.logout", actor=Actor("system"),
-                                         tenant_id=tenant))  # no target, ip or agent
+            record_event(
+                tenant, "member.invited", Severity.notice, actor=("user", f"actor-{n % 3}"),
+                target=("member", f"m{n}"), ip=f"203.0.113.{n + 1}",
+                user_agent=f"export-test/{n}", db=db,
+                details={"n": n, "email": f"x{n}@example.com", "nested": {"b": 1, "a": [n]}})
+        record_event(tenant, "auth.logout", db=db)  # a system actor, no target, ip or agent
         for n, (agent, actor_id, target_id) in enumerate(INJECTIONS):
-            event = audit_log.record(db, AuditRecord(
-                action="auth.login_failed", actor=Actor("user", actor_id), tenant_id=tenant,
-                severity=Severity.warning, target=Target("member", target_id),
-                origin=Origin("2001:db8::7", agent),
-                details={"note": "=1+1", "n": n, "text": 'a "b" \\ \n \u00e9 \u0001 \u2028 \x85'}))
+            event = record_event(
+                tenant, "auth.login_failed", Severity.warning, actor=("user", actor_id),
+                target=("member", target_id), ip="2001:db8::7", user_agent=agent, db=db,
+                details={"note": "=1+1", "n": n, "text": 'a "b" \\ \n \u00e9 \u0001 \u2028 \x85'})
             injected.append(str(event.id))
     until = datetime.now(UTC) + timedelta(milliseconds=1)
     time.sleep(0.01)  # later events (the exports' own) fall after `until`
     return Seeded(tenant, since, until, injected)
 
 
-def _client(app: Flask, who: LoggedIn | None = None) -> FlaskClient:
-    client = app.test_client()
-    client.environ_base["REMOTE_ADDR"] = CLIENT_IP
-    if who is not None:
-        who.attach(client)
-    return client
-
-
 def _admin(app: Flask, tenant: uuid.UUID) -> tuple[LoggedIn, FlaskClient]:
     admin = make_session(make_member(tenant, Role.admin))
-    return admin, _client(app, admin)
+    return admin, make_client(app, admin, ip=CLIENT_IP)
 
 
 def _query(client: FlaskClient, since: datetime, until: datetime) -> list[dict[str, Any]]:
@@ -324,7 +314,7 @@ def test_invalid_export_requests_are_400(app: Flask, seeded: Seeded,
 @pytest.mark.parametrize("role", [Role.manager, Role.staff, Role.viewonly])
 def test_only_admins_export(app: Flask, seeded: Seeded, role: Role) -> None:
     who = make_session(make_member(seeded.tenant_id, role))
-    response = _client(app, who).post(
+    response = make_client(app, who, ip=CLIENT_IP).post(
         "/api/v1/audit-exports", headers={"X-CSRF-Token": who.csrf},
         json={"since": _iso(seeded.since), "until": _iso(seeded.until), "format": "csv"})
     assert response.status_code == 403 and response.get_json()["code"] == "forbidden"

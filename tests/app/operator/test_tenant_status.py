@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from devstack.stack import LocalStack
@@ -19,6 +18,7 @@ from portcullis.accounts.models import Role
 from portcullis.alerts.models import Alert
 from portcullis.db import system_session
 from tests.support.factories import LoggedIn, make_member, make_session, make_tenant
+from tests.support.web import make_client
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -37,31 +37,23 @@ def operator(stack: LocalStack) -> tuple[str, str]:
     return secret, str(key_id)
 
 
-def _client(app: Flask, who: LoggedIn | None = None, ip: str = OPERATOR_IP) -> FlaskClient:
-    client = app.test_client()
-    client.environ_base["REMOTE_ADDR"] = ip
-    if who is not None:
-        who.attach(client)
-    return client
-
-
 def _set_status(app: Flask, secret: str, tenant_id: uuid.UUID | str,
                 status: Any) -> tuple[int, dict[str, Any]]:
-    response = _client(app).post(f"/api/v1/operator/tenants/{tenant_id}/status",
-                                 headers={"Authorization": f"Bearer {secret}"},
-                                 json={"status": status})
+    response = make_client(app, ip=OPERATOR_IP).post(f"/api/v1/operator/tenants/{tenant_id}/status",
+                                                     headers={"Authorization": f"Bearer {secret}"},
+                                                     json={"status": status})
     return response.status_code, response.get_json(force=True)
 
 
 def _invite(app: Flask, admin: LoggedIn) -> tuple[int, dict[str, Any]]:
-    response = _client(app, admin, "198.51.100.90").post(
+    response = make_client(app, admin, ip="198.51.100.90").post(
         "/api/v1/invitations", headers={"X-CSRF-Token": admin.csrf},
         json={"email": f"invitee-{uuid.uuid4().hex[:8]}@example.com", "role": "viewonly"})
     return response.status_code, response.get_json(force=True)
 
 
 def _events(app: Flask, admin: LoggedIn, action: str) -> list[dict[str, Any]]:
-    response = _client(app, admin, "198.51.100.90").get(
+    response = make_client(app, admin, ip="198.51.100.90").get(
         "/api/v1/audit-events", query_string={"action": action})
     assert response.status_code == 200, response.get_json()  # reads work while suspended
     return response.get_json()["items"]
@@ -88,11 +80,11 @@ def test_suspension_is_read_only_audited_and_alerted(app: Flask, stack: LocalSta
     # Writes are refused, reads still answer; other tenants are untouched.
     status, body = _invite(app, admin)
     assert status == 403 and body["code"] == "tenant_suspended"
-    key = _client(app, admin, "198.51.100.90").post(
+    key = make_client(app, admin, ip="198.51.100.90").post(
         "/api/v1/access-keys", headers={"X-CSRF-Token": admin.csrf},
         json={"name": "x", "scopes": ["jobs:read"], "expires_in_days": 1})
     assert key.status_code == 403 and key.get_json()["code"] == "tenant_suspended"
-    reader = _client(app, admin, "198.51.100.90")
+    reader = make_client(app, admin, ip="198.51.100.90")
     assert reader.get("/api/v1/members").status_code == 200
     me = reader.get("/api/v1/auth/me")
     assert me.status_code == 200 and me.get_json()["tenant"]["status"] == "suspended"
@@ -141,8 +133,9 @@ def test_unknown_tenant_is_404(app: Flask, operator: tuple[str, str]) -> None:
 def test_invalid_bodies_are_400(app: Flask, operator: tuple[str, str],
                                 body: dict[str, Any]) -> None:
     tenant = make_tenant("Bodies Co")
-    response = _client(app).post(f"/api/v1/operator/tenants/{tenant}/status",
-                                 headers={"Authorization": f"Bearer {operator[0]}"}, json=body)
+    response = make_client(app, ip=OPERATOR_IP).post(
+        f"/api/v1/operator/tenants/{tenant}/status",
+        headers={"Authorization": f"Bearer {operator[0]}"}, json=body)
     assert response.status_code == 400
     assert _alerts(tenant) == []
 
@@ -153,32 +146,32 @@ def test_only_an_operator_key_may_change_a_tenant(app: Flask, stack: LocalStack)
     url = f"/api/v1/operator/tenants/{tenant}/status"
     payload = {"status": "suspended"}
 
-    by_admin = _client(app, admin).post(url, headers={"X-CSRF-Token": admin.csrf},
-                                        json=payload)
+    by_admin = make_client(app, admin).post(url, headers={"X-CSRF-Token": admin.csrf},
+                                            json=payload)
     assert by_admin.status_code == 403
 
-    made = _client(app, admin).post(
+    made = make_client(app, admin).post(
         "/api/v1/access-keys", headers={"X-CSRF-Token": admin.csrf},
         json={"name": "all", "scopes": ["audit:read", "jobs:read", "billing:read"],
               "expires_in_days": 1})
     assert made.status_code == 201
-    by_key = _client(app).post(url, json=payload,
-                               headers={"Authorization": f"Bearer {made.get_json()['key']}"})
+    by_key = make_client(app).post(url, json=payload,
+                                   headers={"Authorization": f"Bearer {made.get_json()['key']}"})
     assert by_key.status_code == 403
 
-    assert _client(app).post(url, json=payload).status_code == 401
-    forged = _client(app).post(url, json=payload, headers={
+    assert make_client(app).post(url, json=payload).status_code == 401
+    forged = make_client(app).post(url, json=payload, headers={
         "Authorization": f"Bearer {secrets_gen.new_token('pco_')}"})
     assert forged.status_code == 401
 
-    me = _client(app, admin).get("/api/v1/auth/me").get_json()
+    me = make_client(app, admin).get("/api/v1/auth/me").get_json()
     assert me["tenant"]["status"] == "active"
     assert _alerts(tenant) == []
 
 
 def test_operator_key_is_refused_on_tenant_routes(app: Flask,
                                                   operator: tuple[str, str]) -> None:
-    client = _client(app)
+    client = make_client(app, ip=OPERATOR_IP)
     headers = {"Authorization": f"Bearer {operator[0]}"}
     assert client.get("/api/v1/audit-events", headers=headers).status_code == 401
     assert client.post("/api/v1/invitations", headers=headers,
