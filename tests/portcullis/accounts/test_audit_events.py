@@ -30,10 +30,10 @@ from portcullis.audit.actions import ACTIONS
 from portcullis.audit.models import AuditEvent
 from portcullis.audit.service import verify_chain
 from portcullis.cli import main
-from portcullis.db import system_session, tenant_session
-from portcullis.jobs.service import create_job
-from tests.support.factories import make_member, make_session
+from portcullis.db import system_session
+from tests.support.factories import make_job, make_member, make_session
 from tests.support.mail import link_token, wait_for_mail
+from tests.support.web import csrf_headers, make_client
 
 IP = "192.0.2.41"
 OTHER_IP = "192.0.2.42"
@@ -59,18 +59,6 @@ class World:
         for value in values:
             if value:
                 self.secrets.append(value)
-
-
-def _client(app: Flask, ip: str = IP) -> FlaskClient:
-    client = app.test_client()
-    client.environ_base["REMOTE_ADDR"] = ip
-    client.environ_base["HTTP_USER_AGENT"] = UA
-    return client
-
-
-def _csrf(client: FlaskClient) -> dict[str, str]:
-    cookie = client.get_cookie("portcullis_csrf")
-    return {"X-CSRF-Token": cookie.value if cookie else ""}
 
 
 def _cookies(client: FlaskClient, world: World) -> None:
@@ -105,7 +93,7 @@ def account(app: Flask, stack: LocalStack, worker: object, world: World) -> Worl
     email = f"audit-owner-{uuid.uuid4().hex[:8]}@example.com"
     unknown = f"audit-nobody-{uuid.uuid4().hex[:8]}@example.com"
     world.secret(PASSWORD, NEW_PASSWORD, WRONG_PASSWORD, UNKNOWN_PASSWORD)
-    browser = _client(app)
+    browser = make_client(app, ip=IP, user_agent=UA)
 
     _ok(browser.post("/api/v1/auth/signup", json={
         "company_name": "Audit Trail Co", "name": "Owner", "email": email,
@@ -125,34 +113,35 @@ def account(app: Flask, stack: LocalStack, worker: object, world: World) -> Worl
     login = _ok(browser.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD}))
     assert login == {"status": "mfa_enrollment_required"}
     _cookies(browser, world)
-    secret = _ok(browser.post("/api/v1/auth/mfa/enroll", headers=_csrf(browser)))["secret"]
+    secret = _ok(browser.post("/api/v1/auth/mfa/enroll", headers=csrf_headers(browser)))["secret"]
     world.secret(secret)
     enrol_code = pyotp.TOTP(secret).now()
-    codes = _ok(browser.post("/api/v1/auth/mfa/enroll/confirm", headers=_csrf(browser),
+    codes = _ok(browser.post("/api/v1/auth/mfa/enroll/confirm", headers=csrf_headers(browser),
                              json={"code": enrol_code}))["recovery_codes"]
     world.secret(enrol_code, *codes, *(c.replace("-", "") for c in codes))
-    _ok(browser.post("/api/v1/auth/logout", headers=_csrf(browser)), 204)
+    _ok(browser.post("/api/v1/auth/logout", headers=csrf_headers(browser)), 204)
 
     assert _ok(browser.post("/api/v1/auth/login", json={
         "email": email, "password": PASSWORD})) == {"status": "mfa_required"}
     _cookies(browser, world)
     wrong = _wrong_code(secret)
     world.secret(wrong)
-    assert browser.post("/api/v1/auth/mfa/verify", headers=_csrf(browser),
+    assert browser.post("/api/v1/auth/mfa/verify", headers=csrf_headers(browser),
                         json={"code": wrong}).status_code == 401
     next_code = pyotp.TOTP(secret).at(time.time() + 30)  # the enrolment used this step
     world.secret(next_code)
-    _ok(browser.post("/api/v1/auth/mfa/verify", headers=_csrf(browser),
+    _ok(browser.post("/api/v1/auth/mfa/verify", headers=csrf_headers(browser),
                      json={"code": next_code}))
 
-    phone = _client(app)
+    phone = make_client(app, ip=IP, user_agent=UA)
     _ok(phone.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD}))
     _cookies(phone, world)
-    _ok(phone.post("/api/v1/auth/mfa/verify", headers=_csrf(phone), json={"code": codes[0]}))
+    _ok(phone.post("/api/v1/auth/mfa/verify", headers=csrf_headers(phone), json={"code": codes[0]}))
     sessions = _ok(browser.get("/api/v1/auth/sessions"))["items"]
     phone_session = next(s["id"] for s in sessions if not s["current"])
     world.ids["revoked_session"] = phone_session
-    _ok(browser.delete(f"/api/v1/auth/sessions/{phone_session}", headers=_csrf(browser)), 204)
+    _ok(browser.delete(f"/api/v1/auth/sessions/{phone_session}",
+                       headers=csrf_headers(browser)), 204)
     assert phone.get("/api/v1/auth/me").status_code == 401
 
     _ok(browser.post("/api/v1/auth/password/forgot", json={"email": email}), 202)
@@ -172,7 +161,7 @@ def _admin_client(app: Flask, world: World, ip: str = IP) -> tuple[FlaskClient, 
         world.ids["admin_cookie"], world.ids["admin_csrf"] = admin.cookie, admin.csrf
         world.ids["admin_user"] = str(admin.member.user_id)
         world.secret(admin.cookie, admin.csrf)
-    client = _client(app, ip)
+    client = make_client(app, ip=ip, user_agent=UA)
     client.set_cookie("portcullis_session", world.ids["admin_cookie"], domain="localhost")
     client.set_cookie("portcullis_csrf", world.ids["admin_csrf"], domain="localhost")
     return client, world.ids["admin_csrf"]
@@ -189,7 +178,7 @@ def team(app: Flask, stack: LocalStack, account: World) -> World:
     world.ids["invitation"] = invitation["id"]
     token = link_token(wait_for_mail(stack, email, "invited"), "accept-invitation")
     world.secret(token, INVITEE_PASSWORD)
-    _ok(_client(app).post("/api/v1/invitations/accept", json={
+    _ok(make_client(app, ip=IP, user_agent=UA).post("/api/v1/invitations/accept", json={
         "token": token, "name": "Invitee", "password": INVITEE_PASSWORD}))
     members = _ok(client.get("/api/v1/members?limit=200"))["items"]
     member_id = next(m["id"] for m in members if m["email"] == email)
@@ -212,13 +201,10 @@ def keys(app: Flask, account: World) -> World:
     world.ids["key"] = created["id"]
     world.secret(created["key"], created["key"].removeprefix("pck_"))
     assert world.tenant_id is not None
-    with tenant_session(world.tenant_id) as db:
-        job_id = create_job(db, tenant_id=world.tenant_id, kind="sample",
-                            task_name="tasks.default.never_registered",
-                            created_by_user_id=uuid.UUID(world.ids["admin_user"])).id
+    job_id = make_job(world.tenant_id, created_by_user_id=uuid.UUID(world.ids["admin_user"]))
     bearer = {"Authorization": f"Bearer {created['key']}"}
-    _ok(_client(app).get(f"/api/v1/jobs/{job_id}", headers=bearer))
-    _ok(_client(app, OTHER_IP).get(f"/api/v1/jobs/{job_id}", headers=bearer))
+    _ok(make_client(app, ip=IP, user_agent=UA).get(f"/api/v1/jobs/{job_id}", headers=bearer))
+    _ok(make_client(app, ip=OTHER_IP, user_agent=UA).get(f"/api/v1/jobs/{job_id}", headers=bearer))
     _ok(client.delete(f"/api/v1/access-keys/{created['id']}", headers={"X-CSRF-Token": csrf}),
         204)
     return world
@@ -234,14 +220,14 @@ def lockout(app: Flask, account: World) -> World:
     world.ids["locked_user"] = str(member.user_id)
     world.secret(member.totp_secret)
     for _ in range(2):  # five wrong codes end a session
-        client = _client(app)
+        client = make_client(app, ip=IP, user_agent=UA)
         assert _ok(client.post("/api/v1/auth/login", json={
             "email": member.email, "password": member.password})) == {"status": "mfa_required"}
         _cookies(client, world)
         for _ in range(5):
             wrong = _wrong_code(member.totp_secret)
             world.secret(wrong)
-            assert client.post("/api/v1/auth/mfa/verify", headers=_csrf(client),
+            assert client.post("/api/v1/auth/mfa/verify", headers=csrf_headers(client),
                                json={"code": wrong}).status_code == 401
     return world
 

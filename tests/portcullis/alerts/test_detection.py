@@ -5,7 +5,6 @@ A rule fires once per identity and window, however many more events follow."""
 
 from __future__ import annotations
 
-import random
 import uuid
 from typing import Any
 
@@ -21,6 +20,7 @@ from portcullis.alerts.models import Alert
 from portcullis.db import system_session
 from portcullis.redis_client import get_redis
 from tests.support.factories import Member, make_member, make_session, make_tenant
+from tests.support.web import fresh_ip, log_in, make_client
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -29,20 +29,8 @@ ALERT_FIELDS = {"id", "type", "occurred_at", "tenant_id", "severity", "summary",
 WRONG_PASSWORD = "definitely not the password 0"
 
 
-def _ip() -> str:
-    """A fresh address per use: rate limits and detection windows key on it."""
-    return f"10.{random.randrange(1, 255)}.{random.randrange(1, 255)}.{random.randrange(1, 255)}"
-
-
-def _client(app: Flask, ip: str) -> FlaskClient:
-    client = app.test_client()
-    client.environ_base["REMOTE_ADDR"] = ip
-    client.environ_base["HTTP_USER_AGENT"] = "detection-test/1.0"
-    return client
-
-
 def _login(client: FlaskClient, email: str, password: str) -> tuple[int, dict[str, Any]]:
-    response = client.post("/api/v1/auth/login", json={"email": email, "password": password})
+    response = log_in(client, email, password)
     return response.status_code, response.get_json(force=True)
 
 
@@ -97,8 +85,8 @@ def test_ten_failed_logins_for_one_account_raise_one_alert(app: Flask,
                                                           stack: LocalStack) -> None:
     tenant = make_tenant("Failed Logins Co")
     member = make_member(tenant, Role.staff)
-    ip = _ip()
-    client = _client(app, ip)
+    ip = fresh_ip()
+    client = make_client(app, ip=ip)
 
     for _ in range(9):
         _fail_login(client, member.email)
@@ -120,7 +108,7 @@ def test_ten_failed_logins_for_one_account_raise_one_alert(app: Flask,
     # More failures in the same window, from other addresses too: still one alert.
     _forget_login_limits(ip)
     for n in range(6):
-        _fail_login(_client(app, ip) if n % 2 else _client(app, _ip()), member.email)
+        _fail_login(make_client(app, ip=ip) if n % 2 else make_client(app), member.email)
     assert len(_alerts(tenant, "alert.failed_logins")) == 1
 
 
@@ -128,8 +116,8 @@ def test_thirty_failed_logins_from_one_ip_raise_one_alert(app: Flask,
                                                          stack: LocalStack) -> None:
     tenant = make_tenant("Sprayed Co")
     accounts = [make_member(tenant, Role.staff) for _ in range(4)]
-    ip = _ip()
-    client = _client(app, ip)
+    ip = fresh_ip()
+    client = make_client(app, ip=ip)
     targets = [accounts[n % 4].email for n in range(30)]  # 8, 8, 7, 7: no account reaches 10
 
     for n, email in enumerate(targets[:29]):
@@ -160,13 +148,13 @@ def test_thirty_failed_logins_from_one_ip_raise_one_alert(app: Flask,
 def test_login_from_a_new_ip_raises_one_alert(app: Flask, stack: LocalStack) -> None:
     tenant = make_tenant("New IP Co")
     member = make_member(tenant, Role.viewonly)
-    first, second = _ip(), _ip()
+    first, second = fresh_ip(), fresh_ip()
 
     for _ in range(2):
-        assert _login(_client(app, first), member.email, member.password)[0] == 200
+        assert _login(make_client(app, ip=first), member.email, member.password)[0] == 200
     assert _alerts(tenant, "alert.new_ip") == []  # the first use only starts the history
 
-    assert _login(_client(app, second), member.email, member.password)[0] == 200
+    assert _login(make_client(app, ip=second), member.email, member.password)[0] == 200
     [alert] = _alerts(tenant, "alert.new_ip")
     body = _delivered(stack, alert)
     assert body["ip"] == second
@@ -174,32 +162,32 @@ def test_login_from_a_new_ip_raises_one_alert(app: Flask, stack: LocalStack) -> 
     assert body["details"]["identity"] == f"user:{member.user_id}"
 
     for ip in (second, first, second):
-        assert _login(_client(app, ip), member.email, member.password)[0] == 200
+        assert _login(make_client(app, ip=ip), member.email, member.password)[0] == 200
     assert len(_alerts(tenant, "alert.new_ip")) == 1
 
 
 def test_access_key_from_a_new_ip_raises_an_alert(app: Flask, stack: LocalStack) -> None:
     tenant = make_tenant("Key IP Co")
     admin = make_session(make_member(tenant, Role.admin))
-    created = admin.attach(_client(app, _ip())).post(
+    created = make_client(app, admin).post(
         "/api/v1/access-keys", headers={"X-CSRF-Token": admin.csrf},
         json={"name": "ci", "scopes": ["jobs:read"], "expires_in_days": 1})
     assert created.status_code == 201
     key_id, secret = created.get_json()["id"], created.get_json()["key"]
     bearer = {"Authorization": f"Bearer {secret}"}
-    first, second = _ip(), _ip()
+    first, second = fresh_ip(), fresh_ip()
 
     for ip in (first, first):
-        response = _client(app, ip).get(f"/api/v1/jobs/{uuid.uuid4()}", headers=bearer)
+        response = make_client(app, ip=ip).get(f"/api/v1/jobs/{uuid.uuid4()}", headers=bearer)
         assert response.status_code == 404  # authenticated; no such job
     assert _alerts(tenant, "alert.new_ip") == []
-    assert _client(app, second).get(f"/api/v1/jobs/{uuid.uuid4()}",
-                                    headers=bearer).status_code == 404
+    assert make_client(app, ip=second).get(f"/api/v1/jobs/{uuid.uuid4()}",
+                                           headers=bearer).status_code == 404
     [alert] = _alerts(tenant, "alert.new_ip")
     body = _delivered(stack, alert)
     assert body["actor"] == {"type": "access_key", "id": key_id} and body["ip"] == second
     assert secret not in str(body)
-    events = admin.attach(_client(app, first)).get(
+    events = make_client(app, admin, ip=first).get(
         "/api/v1/audit-events", query_string={"action": "access_key.used_from_new_ip"})
     [event] = events.get_json()["items"]
     assert event["ip"] == second and event["target"] == {"type": "access_key", "id": key_id}
@@ -209,13 +197,13 @@ def test_session_used_from_a_second_ip_raises_one_alert(app: Flask,
                                                         stack: LocalStack) -> None:
     tenant = make_tenant("Session IP Co")
     member = make_member(tenant, Role.viewonly)
-    first, second = _ip(), _ip()
-    at_first = _client(app, first)
+    first, second = fresh_ip(), fresh_ip()
+    at_first = make_client(app, ip=first)
     assert _login(at_first, member.email, member.password)[0] == 200
     assert at_first.get("/api/v1/auth/me").status_code == 200
     assert _alerts(tenant, "alert.session_ip_change") == []
 
-    at_second = _client(app, second)
+    at_second = make_client(app, ip=second)
     for name in ("portcullis_session", "portcullis_csrf"):
         cookie = at_first.get_cookie(name)
         assert cookie is not None
@@ -238,7 +226,7 @@ def test_session_used_from_a_second_ip_raises_one_alert(app: Flask,
 
 
 def _pending_session(app: Flask, member: Member, ip: str) -> tuple[FlaskClient, str]:
-    client = _client(app, ip)
+    client = make_client(app, ip=ip)
     status, body = _login(client, member.email, member.password)
     assert status == 200 and body == {"status": "mfa_required"}
     cookie = client.get_cookie("portcullis_csrf")
@@ -258,7 +246,7 @@ def test_five_wrong_mfa_codes_for_one_user_raise_one_alert(app: Flask,
     tenant = make_tenant("MFA Co")
     member = make_member(tenant, Role.admin)
     code = _wrong_code(member)
-    ip = _ip()
+    ip = fresh_ip()
 
     # The rule counts per user, across sessions (each under its 5/min verify limit).
     first, first_csrf = _pending_session(app, member, ip)
@@ -289,7 +277,7 @@ def test_the_mfa_lockout_raises_its_own_critical_alert_once(app: Flask,
     tenant = make_tenant("MFA Lockout Co")
     member = make_member(tenant, Role.admin)
     code = _wrong_code(member)
-    ip = _ip()
+    ip = fresh_ip()
     for _ in range(2):  # five wrong codes end a session; log in again for five more
         client, csrf = _pending_session(app, member, ip)
         for _ in range(5):
@@ -317,8 +305,8 @@ def test_the_mfa_lockout_raises_its_own_critical_alert_once(app: Flask,
 def test_audit_export_raises_an_alert(app: Flask, stack: LocalStack) -> None:
     tenant = make_tenant("Exported Co")
     admin = make_session(make_member(tenant, Role.admin))
-    ip = _ip()
-    response = admin.attach(_client(app, ip)).post(
+    ip = fresh_ip()
+    response = make_client(app, admin, ip=ip).post(
         "/api/v1/audit-exports", headers={"X-CSRF-Token": admin.csrf},
         json={"since": "2024-01-01T00:00:00Z", "until": "2024-06-01T00:00:00Z",
               "format": "csv"})
