@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from portcullis.storage import files
+from portcullis.storage import service as storage
 from workers.celery_app import celery_app
 
 
@@ -10,4 +10,4 @@ from workers.celery_app import celery_app
                  time_limit=1600)
 def expire_files() -> int:
     """Delete files older than their bucket's lifecycle rule."""
-    return files.expire_due()
+    return storage.expire_files()

@@ -11,14 +11,13 @@ from flask.typing import ResponseReturnValue
 from pydantic import AwareDatetime, Field, model_validator
 
 from app.api.registry import operation
-from app.auth.guards import current_identity
-from app.auth.loader import request_origin
-from app.pagination import PageQuery, paginate
+from app.auth.guards import current_caller
+from app.pagination import PageQuery
 from app.validation import RequestModel, ResponseModel, parse_body, parse_query
-from portcullis.accounts.models import Role
-from portcullis.audit import export
-from portcullis.audit.models import IDENTIFIER, AuditEvent, Severity
-from portcullis.db import tenant_session
+from portcullis.audit import service as audit
+from portcullis.audit.service import IDENTIFIER, Severity
+from portcullis.callers import Role
+from portcullis.exports import service as exports
 
 bp = Blueprint("audit", __name__, url_prefix="/api/v1")
 ADMIN = (Role.admin,)
@@ -88,17 +87,13 @@ class JobAccepted(ResponseModel):
            tag="audit", roles=ADMIN, scope="audit:read", query=AuditQuery,
            response=AuditEventsOut)
 def list_events() -> ResponseReturnValue:
-    identity = current_identity()
     params = parse_query(AuditQuery)
-    actor_id = str(params.actor_id) if params.actor_id else None
-    stmt = export.query(identity.tenant_id, action=params.action, actor_id=actor_id,
-                        severity=params.severity.value if params.severity else None,
-                        since=params.since, until=params.until)
-    with tenant_session(identity.tenant_id) as db:
-        rows, next_cursor = paginate(db, stmt, [AuditEvent.occurred_at, AuditEvent.id],
-                                     [datetime, uuid.UUID], params)
-        items = [export.event_json(e) for e in rows]
-    return jsonify({"items": items, "next_cursor": next_cursor})
+    filters = audit.EventFilter(
+        action=params.action, actor_id=str(params.actor_id) if params.actor_id else None,
+        severity=params.severity.value if params.severity else None, since=params.since,
+        until=params.until)
+    page = audit.list_events(current_caller(), filters, params)
+    return jsonify({"items": page.items, "next_cursor": page.next_cursor})
 
 
 @bp.post("/audit-exports")
@@ -106,9 +101,6 @@ def list_events() -> ResponseReturnValue:
            tag="audit", roles=ADMIN, scope="audit:read", request=ExportIn,
            response=JobAccepted, status=202)
 def create_export() -> ResponseReturnValue:
-    identity = current_identity()
     body = parse_body(ExportIn)
-    with tenant_session(identity.tenant_id) as db:
-        job_id = export.request_export(db, identity.tenant_id, identity.user_id, body.since,
-                                       body.until, body.format, request_origin())
+    job_id = exports.request_export(current_caller(), body.since, body.until, body.format)
     return jsonify({"job_id": str(job_id)}), 202

@@ -12,19 +12,16 @@ from pydantic import Field
 
 from app.api.registry import operation
 from app.auth.guards import current_caller
-from app.pagination import PageQuery, paginate
+from app.pagination import PageQuery
 from app.problems import Problem
 from app.storage.multipart import FilePart, boundary_of
 from app.validation import RequestModel, ResponseModel, parse_body, parse_query
-from portcullis.accounts.models import Role
-from portcullis.db import tenant_session
+from portcullis.callers import Role
 from portcullis.links import service as links
-from portcullis.storage import access, buckets, files, intake
-from portcullis.storage.models import Bucket, File
+from portcullis.storage import service as storage
 
 bp = Blueprint("storage", __name__, url_prefix="/api/v1")
 
-ADMIN = (Role.admin,)
 ADMIN_MANAGER = (Role.admin, Role.manager)
 
 
@@ -107,22 +104,16 @@ class LinkOut(ResponseModel):
     expires_at: datetime
 
 
-def _bucket_out(view: buckets.BucketView) -> dict[str, object]:
-    return BucketOut.model_validate(view).model_dump(mode="json")
+def _json(model: type[ResponseModel], value: object) -> dict[str, object]:
+    return model.model_validate(value).model_dump(mode="json")
 
 
 @bp.get("/buckets")
 @operation(summary="Buckets the caller may read", tag="buckets", scope="buckets:read",
            query=PageQuery, response=BucketsOut)
 def list_buckets() -> ResponseReturnValue:
-    caller = current_caller()
-    page = parse_query(PageQuery)
-    with tenant_session(caller.tenant_id) as db:
-        rows, next_cursor = paginate(db, buckets.readable_query(db, caller),
-                                     [Bucket.created_at, Bucket.id], [datetime, uuid.UUID],
-                                     page, descending=False)
-        items = [_bucket_out(v) for v in buckets.views_of(db, rows)]
-    return jsonify({"items": items, "next_cursor": next_cursor})
+    page = storage.list_buckets(current_caller(), parse_query(PageQuery))
+    return jsonify(_json(BucketsOut, page))
 
 
 @bp.post("/buckets")
@@ -130,25 +121,18 @@ def list_buckets() -> ResponseReturnValue:
            roles=ADMIN_MANAGER, writes=True, request=BucketIn, response=BucketOut, status=201,
            errors=(409,))
 def create_bucket() -> ResponseReturnValue:
-    caller = current_caller()
     body = parse_body(BucketIn)
-    with tenant_session(caller.tenant_id) as db:
-        bucket = buckets.create(db, caller, body.name)
-        out = _bucket_out(buckets.views_of(db, [bucket])[0])
-    return jsonify(out), 201
+    return jsonify(_json(BucketOut, storage.create_bucket(current_caller(), body.name))), 201
 
 
-# Object routes check the role in the view, after visibility (access.bucket_for): a caller
-# who may not read the bucket gets 404 whatever their role; only a reader learns 403.
+# Object routes leave the role to the service, after visibility: a caller who may not read
+# the bucket gets 404 whatever their role; only a reader learns 403.
 
 @bp.delete("/buckets/<uuid:bucket_id>")
 @operation(summary="Delete an empty bucket: admins", tag="buckets", scope="buckets:write",
            writes=True, status=204, errors=(404, 409))
 def delete_bucket(bucket_id: uuid.UUID) -> ResponseReturnValue:
-    caller = current_caller()
-    with tenant_session(caller.tenant_id) as db:
-        access.bucket_for(db, caller, bucket_id, "delete", roles=ADMIN)
-        buckets.delete(db, caller, bucket_id)
+    storage.delete_bucket(current_caller(), bucket_id)
     return Response(status=204)
 
 
@@ -157,14 +141,10 @@ def delete_bucket(bucket_id: uuid.UUID) -> ResponseReturnValue:
            "managers", tag="buckets", scope="buckets:write", writes=True,
            request=PermissionIn, response=PermissionOut, errors=(404,))
 def put_permission(bucket_id: uuid.UUID, member_id: uuid.UUID) -> ResponseReturnValue:
-    caller = current_caller()
-    with tenant_session(caller.tenant_id) as db:
-        access.bucket_for(db, caller, bucket_id, roles=ADMIN_MANAGER)
-        body = parse_body(PermissionIn)
-        granted = buckets.set_permissions(db, caller, bucket_id, member_id, body.read,
-                                          body.write, body.delete)
-    return jsonify({"bucket_id": str(bucket_id), "member_id": str(member_id),
-                    "read": granted.read, "write": granted.write, "delete": granted.delete})
+    body = parse_body(PermissionIn)
+    granted = storage.set_permissions(current_caller(), bucket_id, member_id, read=body.read,
+                                      write=body.write, delete=body.delete)
+    return jsonify(_json(PermissionOut, granted))
 
 
 @bp.put("/buckets/<uuid:bucket_id>/lifecycle")
@@ -172,13 +152,9 @@ def put_permission(bucket_id: uuid.UUID, member_id: uuid.UUID) -> ResponseReturn
            tag="buckets", scope="buckets:write", writes=True, request=LifecycleIn,
            response=LifecycleOut, errors=(404,))
 def put_lifecycle(bucket_id: uuid.UUID) -> ResponseReturnValue:
-    caller = current_caller()
-    with tenant_session(caller.tenant_id) as db:
-        access.bucket_for(db, caller, bucket_id, roles=ADMIN_MANAGER)
-        body = parse_body(LifecycleIn)
-        bucket = buckets.set_lifecycle(db, caller, bucket_id, body.expire_after_days)
-        out = {"bucket_id": str(bucket.id), "expire_after_days": bucket.expire_after_days}
-    return jsonify(out)
+    body = parse_body(LifecycleIn)
+    rule = storage.set_lifecycle(current_caller(), bucket_id, body.expire_after_days)
+    return jsonify(_json(LifecycleOut, rule))
 
 
 @bp.post("/buckets/<uuid:bucket_id>/uploads")
@@ -189,47 +165,37 @@ def put_lifecycle(bucket_id: uuid.UUID) -> ResponseReturnValue:
                "schema": {"type": "object", "required": ["file"], "properties": {
                    "file": {"type": "string", "format": "binary"}}}}}}})
 def upload(bucket_id: uuid.UUID) -> ResponseReturnValue:
-    caller = current_caller()
-    intake.check_bucket(caller, bucket_id)
-    if request.mimetype != "multipart/form-data":
-        raise Problem(415, "unsupported_media_type", "Send multipart/form-data.")
-    part = FilePart(request.stream, boundary_of(request.mimetype_params)).open()
-    filename = intake.check_type(part.filename, part.content_type)
-    received = intake.receive(caller, bucket_id, filename, part.content_type, part.chunks())
-    return jsonify({"id": str(received.id), "status": "pending",
-                    "job_id": str(received.job_id)}), 202
+    def receive() -> storage.Incoming:  # called once the caller may write the bucket
+        if request.mimetype != "multipart/form-data":
+            raise Problem(415, "unsupported_media_type", "Send multipart/form-data.")
+        part = FilePart(request.stream, boundary_of(request.mimetype_params)).open()
+        return storage.Incoming(part.filename, part.content_type, part.chunks())
+
+    accepted = storage.upload(current_caller(), bucket_id, receive)
+    return jsonify({"id": str(accepted.id), "status": "pending",
+                    "job_id": str(accepted.job_id)}), 202
 
 
 @bp.get("/uploads/<uuid:upload_id>")
 @operation(summary="An upload's verdict: the uploader or an admin", tag="files",
            scope="files:read", response=UploadOut, errors=(404,))
 def get_upload(upload_id: uuid.UUID) -> ResponseReturnValue:
-    caller = current_caller()
-    with tenant_session(caller.tenant_id) as db:
-        row = access.upload_for(db, caller, upload_id)
-        out = {"id": str(row.id), "status": row.status, "reason": row.reason,
-               "file_id": str(row.file_id) if row.file_id else None}
-    return jsonify(out)
+    return jsonify(_json(UploadOut, storage.get_upload(current_caller(), upload_id)))
 
 
 @bp.get("/buckets/<uuid:bucket_id>/files")
 @operation(summary="Files of a bucket", tag="files", scope="files:read", query=PageQuery,
            response=FilesOut, errors=(404,))
 def list_files(bucket_id: uuid.UUID) -> ResponseReturnValue:
-    caller = current_caller()
-    page = parse_query(PageQuery)
-    with tenant_session(caller.tenant_id) as db:
-        rows, next_cursor = paginate(db, files.files_query(db, caller, bucket_id),
-                                     [File.created_at, File.id], [datetime, uuid.UUID], page)
-        items = [FileOut.model_validate(f).model_dump(mode="json") for f in rows]
-    return jsonify({"items": items, "next_cursor": next_cursor})
+    page = storage.list_files(current_caller(), bucket_id, parse_query(PageQuery))
+    return jsonify(_json(FilesOut, page))
 
 
 @bp.delete("/files/<uuid:file_id>")
 @operation(summary="Delete a file (storage object and record)", tag="files",
            scope="files:delete", writes=True, status=204, errors=(404,))
 def delete_file(file_id: uuid.UUID) -> ResponseReturnValue:
-    files.delete(current_caller(), file_id)
+    storage.delete_file(current_caller(), file_id)
     return Response(status=204)
 
 
@@ -237,12 +203,10 @@ def delete_file(file_id: uuid.UUID) -> ResponseReturnValue:
 @operation(summary="Create an expiring share link", tag="links", scope="files:read",
            writes=True, request=LinkIn, response=LinkOut, status=201, errors=(404,))
 def create_link(file_id: uuid.UUID) -> ResponseReturnValue:
-    caller = current_caller()
     body = parse_body(LinkIn) if request.content_length else LinkIn()
-    new = links.create_for_file(caller, file_id, body.expires_in)
-    return jsonify({"id": str(new.link.id), "url": new.url,
-                    "token": new.url.rsplit("/", 1)[-1],
-                    "expires_at": new.link.expires_at.isoformat()}), 201
+    created = links.create_for_file(current_caller(), file_id, body.expires_in)
+    return jsonify({"id": str(created.id), "url": created.url, "token": created.token,
+                    "expires_at": created.expires_at.isoformat()}), 201
 
 
 @bp.delete("/links/<uuid:link_id>")

@@ -21,14 +21,19 @@ from sqlalchemy.orm import Session
 
 from config import get_settings
 from portcullis.alerts.models import SeenIP
-from portcullis.alerts.service import AlertType, raise_alert
-from portcullis.audit.models import Severity
-from portcullis.audit.service import Actor
+from portcullis.alerts.outbox import AlertType, raise_alert
+from portcullis.audit.service import Severity
+from portcullis.callers import Caller, Kind
 from portcullis.redaction import account_label, keyed_digest
 from portcullis.redis_client import get_redis
 
 log = logging.getLogger(__name__)
 PREFIX = "portcullis:detect"
+
+
+def _user(tenant_id: uuid.UUID, user_id: uuid.UUID) -> Caller:
+    """A member as the actor of an alert (actor type ``user``)."""
+    return Caller(Kind.user, tenant_id, user_id)
 
 
 def _hash(value: str) -> str:
@@ -63,7 +68,7 @@ def _threshold(key: str, threshold: int, window: int) -> int | None:
 
 
 def login_failed(db: Session, tenant_id: uuid.UUID | None, email: str, ip: str | None,
-                 actor: Actor) -> None:
+                 actor: Caller) -> None:
     settings = get_settings()
     window = settings.ALERT_FAILED_LOGINS_WINDOW_SECONDS
     count = _threshold(f"{PREFIX}:login-failed:account:{_hash(email)}",
@@ -89,7 +94,7 @@ def mfa_failed(db: Session, tenant_id: uuid.UUID, user_id: uuid.UUID, ip: str | 
     if count is not None:
         raise_alert(db, tenant_id, AlertType.mfa_failures, Severity.warning,
                     f"{count} wrong MFA codes for one user in {window // 60} minutes",
-                    Actor("user", str(user_id)), ip, {"count": count, "window_seconds": window})
+                    _user(tenant_id, user_id), ip, {"count": count, "window_seconds": window})
 
 
 def mfa_locked(db: Session, tenant_id: uuid.UUID, user_id: uuid.UUID, ip: str | None,
@@ -98,20 +103,21 @@ def mfa_locked(db: Session, tenant_id: uuid.UUID, user_id: uuid.UUID, ip: str | 
     ``SET NX`` already guarantees that)."""
     raise_alert(db, tenant_id, AlertType.mfa_failures, Severity.critical,
                 f"Second factor locked for {locked_seconds // 60} minutes after {failures} "
-                f"wrong MFA codes in {window // 60} minutes", Actor("user", str(user_id)), ip,
+                f"wrong MFA codes in {window // 60} minutes", _user(tenant_id, user_id), ip,
                 {"scope": "lockout", "count": failures, "window_seconds": window,
                  "locked_seconds": locked_seconds})
 
 
-def deletion(db: Session, tenant_id: uuid.UUID, actor: Actor, ip: str | None) -> None:
+def deletion(db: Session, caller: Caller) -> None:
+    """One deletion by ``caller`` in its tenant (the mass-deletion rule)."""
     settings = get_settings()
     window = settings.ALERT_MASS_DELETIONS_WINDOW_SECONDS
-    count = _threshold(f"{PREFIX}:deletions:{tenant_id}:{actor.type}:{actor.id}",
-                       settings.ALERT_MASS_DELETIONS, window)
+    key = f"{PREFIX}:deletions:{caller.tenant_id}:{caller.actor_type}:{caller.actor_id}"
+    count = _threshold(key, settings.ALERT_MASS_DELETIONS, window)
     if count is not None:
-        raise_alert(db, tenant_id, AlertType.mass_deletion, Severity.critical,
-                    f"{count} deletions by one actor in {window // 60} minutes", actor, ip,
-                    {"count": count, "window_seconds": window})
+        raise_alert(db, caller.tenant_id, AlertType.mass_deletion, Severity.critical,
+                    f"{count} deletions by one actor in {window // 60} minutes", caller,
+                    caller.origin.ip, {"count": count, "window_seconds": window})
 
 
 def ip_is_new(db: Session, tenant_id: uuid.UUID, identity: str, ip: str | None) -> bool:
@@ -134,7 +140,7 @@ def ip_is_new(db: Session, tenant_id: uuid.UUID, identity: str, ip: str | None) 
 
 
 def identity_used(db: Session, tenant_id: uuid.UUID, identity: str, ip: str | None,
-                  actor: Actor, how: str) -> bool:
+                  actor: Caller, how: str) -> bool:
     """The new-IP rule for a login or a key use; returns whether the IP was new."""
     if not ip_is_new(db, tenant_id, identity, ip):
         return False
@@ -154,5 +160,5 @@ def session_ip_changed(db: Session, tenant_id: uuid.UUID, session_id: uuid.UUID,
         return
     if fresh:
         raise_alert(db, tenant_id, AlertType.session_ip_change, Severity.warning,
-                    "One session used from a second IP", Actor("user", str(user_id)), ip,
+                    "One session used from a second IP", _user(tenant_id, user_id), ip,
                     {"session_id": str(session_id), "first_ip": first_ip})

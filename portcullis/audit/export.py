@@ -1,8 +1,8 @@
 """Audit queries and exports: one row shape for the API, JSONL and CSV.
 
 Exports are PostgreSQL's own ``COPY (SELECT ...) TO STDOUT`` under the tenant's row-level
-security, streamed in batches into a temporary file (bounded memory), then to storage, and
-answered with a share link. The SELECT renders each row as the API renders it
+security, streamed in batches into a file (bounded memory); ``portcullis.exports`` sends it
+to storage and answers a share link. The SELECT renders each row as the API renders it
 (``event_json``): the same timestamps, the same JSON values. CSV cells that a spreadsheet
 would run as a formula are escaped. The vocabulary columns (action, severity, actor and
 target type) hold identifiers only (checked by the table), so they need no escaping.
@@ -13,24 +13,18 @@ from __future__ import annotations
 import tempfile
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import IO, Any
 
 from psycopg import sql
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from portcullis.alerts.service import AlertType, raise_alert
-from portcullis.audit.actions import severity_of
 from portcullis.audit.models import AuditEvent
-from portcullis.audit.service import Actor, AuditRecord, Origin, Target, audit_log
-from portcullis.jobs.service import create_job
 
-EXPORT_TASK = "tasks.exports.export_audit_events"
 FORMATS = ("jsonl", "csv")
 CSV_COLUMNS = ["id", "occurred_at", "action", "severity", "actor_type", "actor_id",
                "target_type", "target_id", "ip", "user_agent", "details"]
-LINK_LIFETIME = timedelta(days=7)
 BATCH_ROWS = 4096  # rows per write (about 2 MB) and per progress report
 
 
@@ -183,68 +177,6 @@ def write_export(db: Session, tenant_id: uuid.UUID, since: datetime, until: date
     return rows
 
 
-def record_export(db: Session, tenant_id: uuid.UUID, actor: Actor, origin: Origin,
-                  details: dict[str, Any]) -> None:
-    """Audit and alert an export, in the caller's transaction."""
-    audit_log.record(db, AuditRecord(
-        action="audit.exported", actor=actor, tenant_id=tenant_id,
-        severity=severity_of("audit.exported"), target=Target("tenant", str(tenant_id)),
-        origin=origin, details=details))
-    raise_alert(db, tenant_id, AlertType.audit_export, severity_of("audit.exported"),
-                "The audit log was exported", actor, origin.ip, details)
-
-
-def request_export(db: Session, tenant_id: uuid.UUID, user_id: uuid.UUID, since: datetime,
-                   until: datetime, fmt: str, origin: Origin) -> uuid.UUID:
-    args = {"since": since.isoformat(), "until": until.isoformat(), "format": fmt}
-    job = create_job(db, tenant_id=tenant_id, kind="audit.export", task_name=EXPORT_TASK,
-                     args=args, created_by_user_id=user_id)
-    record_export(db, tenant_id, Actor("user", str(user_id)), origin,
-                  {**args, "job_id": str(job.id)})
-    return job.id
-
-
 def spool_file() -> IO[bytes]:
     """An anonymous temporary file: bounded memory, and a buffered write in C per row."""
     return tempfile.TemporaryFile()
-
-
-def run(tenant_id: uuid.UUID, job_id: uuid.UUID, args: dict[str, Any],
-        progress: Callable[[int], None]) -> dict[str, Any]:
-    """The export job: rows → temporary file → storage (encrypted) → share link."""
-    from config import get_settings
-    from portcullis.clients.object_store import ObjectStore
-    from portcullis.db import tenant_session
-    from portcullis.jobs.results import sealed
-    from portcullis.links import service as links
-
-    since = datetime.fromisoformat(args["since"])
-    until = datetime.fromisoformat(args["until"])
-    fmt = args["format"]
-    settings = get_settings()
-    with spool_file() as spool:
-        reported = -1
-
-        def report(done: int, total: int) -> None:  # one job-row update per percent
-            nonlocal reported
-            percent = int(90 * done / max(total, 1))
-            if percent != reported:
-                reported = percent
-                progress(percent)
-
-        with tenant_session(tenant_id) as db:
-            rows = write_export(db, tenant_id, since, until, fmt, spool, report)
-        size = spool.tell()
-        spool.seek(0)
-        key = f"exports/{uuid.uuid4().hex}"  # random: no tenant or job id in the object name
-        content_type = "text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson"
-        ObjectStore.from_settings(settings).put_stream(settings.S3_BUCKET, key, spool,
-                                                       content_type)
-    filename = f"audit-{since:%Y%m%d}-{until:%Y%m%d}.{fmt}"
-    with tenant_session(tenant_id) as db:
-        link = links.create(db, tenant_id, kind="export", bucket=settings.S3_BUCKET,
-                            object_key=key, filename=filename, content_type=content_type,
-                            size=size, expires_in=LINK_LIFETIME)
-        expires_at = link.link.expires_at.isoformat()
-    return {"url": sealed(link.url), "rows": rows, "format": fmt, "bytes": size,
-            "expires_at": expires_at, "job_id": str(job_id)}

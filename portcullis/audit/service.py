@@ -1,25 +1,37 @@
-"""Recording and verifying audit events.
+"""Audit's public face: recording, reading, exporting and verifying audit events.
 
-Writers of one tenant are serialised by a transaction-scoped advisory lock, so concurrent
-requests extend the chain one after another instead of forking it; ``(tenant_id, seq)`` is
-unique as a last guard.
+Audit is the bottom domain every other records into: it imports none of them. ``record`` is
+the one way to write an event. Writers of one tenant are serialised by a transaction-scoped
+advisory lock, so concurrent requests extend the chain one after another instead of forking
+it; ``(tenant_id, seq)`` is unique as a last guard.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from portcullis.audit import chain
-from portcullis.audit.actions import severity_of
-from portcullis.audit.models import AuditEvent, Severity
+from portcullis.audit.actions import ACTIONS, severity_of
+from portcullis.audit.export import FORMATS, event_json, query, spool_file, write_export
+from portcullis.audit.models import IDENTIFIER, AuditEvent, Severity
 from portcullis.callers import Caller, Origin
+from portcullis.db import system_session, tenant_session
+from portcullis.pagination import Page, PageRequest, keyset
 from portcullis.redaction import scrub
+
+__all__ = [
+    "ACTIONS", "FORMATS", "IDENTIFIER", "Actor", "AuditRecord", "EventFilter", "Origin",
+    "Severity", "Target", "Verification", "audit_log", "count_events", "event_json", "iter_chain",
+    "list_events", "record", "severity_of", "spool_file", "tenants_with_events",
+    "verify_chain", "verify_chains", "write_export",
+]
 
 
 @dataclass(frozen=True)
@@ -132,6 +144,34 @@ def count_events(session: Session, tenant_id: uuid.UUID | None) -> int:
         select(func.count()).select_from(AuditEvent).where(_tenant_clause(tenant_id))) or 0)
 
 
+@dataclass(frozen=True)
+class Verification:
+    chains: int
+    events: int
+    broken: list[chain.ChainBreak]
+
+
+def verify_chains(tenant_id: uuid.UUID | None = None,
+                  progress: Callable[[int, int], None] | None = None) -> Verification:
+    """Walk one tenant's chain, or every chain (``tenant_id`` None), under the system role;
+    the first bad row of each broken one. Calls ``progress(events so far, total)`` per
+    chain."""
+    with system_session() as db:
+        tenants = [tenant_id] if tenant_id else tenants_with_events(db)
+        counts = {t: count_events(db, t) for t in tenants}
+        total = sum(counts.values())
+        done = 0
+        broken: list[chain.ChainBreak] = []
+        for tenant in tenants:
+            found = verify_chain(db, tenant)
+            if found is not None:
+                broken.append(found)
+            done += counts[tenant]
+            if progress:
+                progress(done, total)
+    return Verification(len(tenants), total, broken)
+
+
 audit_log: AuditLog = DatabaseAuditLog()
 
 
@@ -145,4 +185,28 @@ def record(db: Session, caller: Caller, action: str, target: Target | None = Non
         action=action, actor=caller, tenant_id=tenant_id or caller.tenant_id,
         severity=severity_of(action), target=target, origin=caller.origin,
         details=details or {}))
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """``GET /audit-events``' filters: ``since`` inclusive, ``until`` exclusive."""
+
+    action: str | None = None
+    actor_id: str | None = None
+    severity: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def list_events(caller: Caller, filters: EventFilter,
+                page: PageRequest) -> Page[dict[str, Any]]:
+    """The caller's tenant's events, newest first, each as the API and exports render it."""
+    if caller.tenant_id is None:
+        return Page([], None)
+    stmt = query(caller.tenant_id, action=filters.action, actor_id=filters.actor_id,
+                 severity=filters.severity, since=filters.since, until=filters.until)
+    with tenant_session(caller.tenant_id) as db:
+        found = keyset(db, stmt, [AuditEvent.occurred_at, AuditEvent.id],
+                       [datetime, uuid.UUID], page)
+        return found.map(event_json)
 

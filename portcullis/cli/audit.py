@@ -1,4 +1,4 @@
-"""``portcullis audit``: verify the per-tenant hash chains."""
+"""``portcullis audit``: verify the per-tenant hash chains, export a tenant's events."""
 
 from __future__ import annotations
 
@@ -9,8 +9,11 @@ from datetime import UTC, datetime
 import click
 from rich.progress import Progress
 
-from portcullis.audit.service import count_events, tenants_with_events, verify_chain
-from portcullis.db import system_session
+from portcullis.audit import service as audit_service
+from portcullis.callers import Caller, Origin
+from portcullis.exports import service as exports
+
+CLI = Caller.operator(None, Origin(None, "portcullis-cli"), label="cli")
 
 
 @click.group()
@@ -23,23 +26,19 @@ def audit() -> None:
               help="Check one tenant's chain (default: every chain).")
 def verify(tenant: uuid.UUID | None) -> None:
     """Exit 1 naming, for each broken chain, the first event that was edited or deleted."""
-    broken_chains = 0
-    with system_session() as session:
-        tenants = [tenant] if tenant else tenants_with_events(session)
-        counts = {t: count_events(session, t) for t in tenants}
-        total = sum(counts.values())
-        with Progress(transient=True, disable=not sys.stderr.isatty()) as progress:
-            bar = progress.add_task("verifying", total=max(total, 1))
-            for tenant_id in tenants:
-                broken = verify_chain(session, tenant_id)
-                if broken is not None:
-                    broken_chains += 1
-                    click.echo(f"BROKEN {broken.describe()}", err=True)
-                progress.advance(bar, counts[tenant_id])
-    if broken_chains:
-        click.echo(f"{broken_chains} of {len(tenants)} chain(s) broken", err=True)
+    with Progress(transient=True, disable=not sys.stderr.isatty()) as progress:
+        bar = progress.add_task("verifying", total=None)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(bar, completed=done, total=max(total, 1))
+
+        result = audit_service.verify_chains(tenant, advance)
+    for broken in result.broken:
+        click.echo(f"BROKEN {broken.describe()}", err=True)
+    if result.broken:
+        click.echo(f"{len(result.broken)} of {result.chains} chain(s) broken", err=True)
         sys.exit(1)
-    click.echo(f"ok: {len(tenants)} chain(s), {total} event(s) verified")
+    click.echo(f"ok: {result.chains} chain(s), {result.events} event(s) verified")
 
 
 @audit.command("export")
@@ -57,27 +56,17 @@ def verify(tenant: uuid.UUID | None) -> None:
 def export_command(tenant: uuid.UUID, since: datetime, until: datetime, fmt: str,
                    output: str | None) -> None:
     """Export one tenant's events to a file, with a progress bar; audited and alerted."""
-    from portcullis.audit.export import record_export, write_export
-    from portcullis.audit.service import Actor, Origin
-    from portcullis.db import tenant_session
-
     since, until = _utc(since), _utc(until)
     if until <= since:
         raise click.BadParameter("--until must be after --since")
     path = output or f"audit-{tenant}-{since:%Y%m%d}-{until:%Y%m%d}.{fmt}"
-    with tenant_session(tenant) as db:
-        record_export(db, tenant, Actor("operator", "cli"), Origin(None, "portcullis-cli"),
-                      {"since": since.isoformat(), "until": until.isoformat(),
-                       "format": fmt, "via": "cli"})
-    with Progress(disable=not sys.stderr.isatty()) as progress, \
-            open(path, "wb") as out, \
-            tenant_session(tenant) as db:
+    with Progress(disable=not sys.stderr.isatty()) as progress:
         bar = progress.add_task("exporting", total=None)
 
         def advance(done: int, total: int) -> None:
             progress.update(bar, completed=done, total=total)
 
-        rows = write_export(db, tenant, since, until, fmt, out, advance)
+        rows = exports.export_to_file(CLI, tenant, since, until, fmt, path, advance)
     click.echo(f"exported {rows} event(s) to {path}")
 
 

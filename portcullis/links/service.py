@@ -1,4 +1,9 @@
-"""Create share links and resolve a token to the object it names."""
+"""Share links: create them, revoke them, resolve a token to the object it names.
+
+Links name stored objects; they reach storage only through ``portcullis.storage.service``
+(is the file readable, where are its bytes, count the egress). A deleted file's links are
+revoked by the database (a trigger on ``files``).
+"""
 
 from __future__ import annotations
 
@@ -7,17 +12,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from config import get_settings
 from portcullis import secrets_gen
-from portcullis.accounts.caller import Caller
-from portcullis.audit.service import Target
+from portcullis.audit.service import Target, record
+from portcullis.callers import Caller, Role
 from portcullis.db import system_session, tenant_session
-from portcullis.errors import Gone, NotFound
+from portcullis.errors import Forbidden, Gone, NotFound
 from portcullis.links.models import ShareLink
-from portcullis.storage.models import EgressDaily
+from portcullis.storage import service as storage
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,7 @@ def create(db: Session, tenant_id: uuid.UUID, *, kind: str, bucket: str, object_
            filename: str, content_type: str, size: int | None, expires_in: timedelta,
            created_by_user_id: uuid.UUID | None = None, file_id: uuid.UUID | None = None,
            bucket_id: uuid.UUID | None = None) -> NewLink:
+    """A link to any stored object, in the caller's transaction (an export's, a file's)."""
     token = secrets_gen.new_token()
     link = ShareLink(tenant_id=tenant_id, kind=kind, token_hash=secrets_gen.digest(token),
                      bucket=bucket, object_key=object_key, filename=filename,
@@ -39,6 +44,70 @@ def create(db: Session, tenant_id: uuid.UUID, *, kind: str, bucket: str, object_
     db.add(link)
     db.flush()
     return NewLink(link, f"{get_settings().PUBLIC_BASE_URL.rstrip('/')}/s/{token}")
+
+
+@dataclass(frozen=True)
+class CreatedLink:
+    """A new file link: its URL and token are shown this once."""
+
+    id: uuid.UUID
+    url: str
+    token: str
+    expires_at: datetime
+
+
+def _tenant(caller: Caller) -> uuid.UUID:
+    if caller.tenant_id is None:
+        raise NotFound("link")
+    return caller.tenant_id
+
+
+def create_for_file(caller: Caller, file_id: uuid.UUID, expires_in: int) -> CreatedLink:
+    """Anyone who may read the file; audited ``link.created``."""
+    tenant_id = _tenant(caller)
+    settings = get_settings()
+    with tenant_session(tenant_id) as db:
+        file = storage.readable_file(db, caller, file_id)
+        new = create(db, tenant_id, kind="file", bucket=settings.S3_BUCKET,
+                     object_key=file.storage_key, filename=file.filename,
+                     content_type=file.content_type, size=file.size,
+                     expires_in=timedelta(seconds=expires_in),
+                     created_by_user_id=caller.user_id, file_id=file.id,
+                     bucket_id=file.bucket_id)
+        record(db, caller, "link.created", Target("link", str(new.link.id)),
+               {"file_id": str(file.id), "expires_at": new.link.expires_at.isoformat()})
+        return CreatedLink(new.link.id, new.url, new.url.rsplit("/", 1)[-1],
+                           new.link.expires_at)
+
+
+def link_for(db: Session, caller: Caller, link_id: uuid.UUID, change: bool = False,
+             lock: bool = False) -> ShareLink:
+    """A file link, if the caller may read it (else 404): its creator, an admin, or anyone
+    who may read its file's bucket (they may list its links). Changing it (``change``) is
+    for its creator or an admin only (else 403)."""
+    stmt = select(ShareLink).where(ShareLink.id == link_id,
+                                   ShareLink.tenant_id == caller.tenant_id,
+                                   ShareLink.kind == "file")
+    link = db.scalars(stmt.with_for_update() if lock else stmt).first()
+    if link is None:
+        raise NotFound("link")
+    own = caller.role is Role.admin or link.created_by_user_id == caller.user_id
+    if not own:
+        if link.bucket_id is None or not storage.can_read_bucket(db, caller, link.bucket_id):
+            raise NotFound("link")
+        if change:
+            raise Forbidden("forbidden", "Only the link's creator or an admin may change it.")
+    return link
+
+
+def revoke(caller: Caller, link_id: uuid.UUID) -> None:
+    """The link's creator or an admin; a reader of its bucket gets 403, anyone else 404."""
+    with tenant_session(_tenant(caller)) as db:
+        link = link_for(db, caller, link_id, change=True, lock=True)
+        if link.revoked_at is None:
+            link.revoked_at = datetime.now(UTC)
+            record(db, caller, "link.revoked", Target("link", str(link.id)),
+                   {"file_id": str(link.file_id)})
 
 
 @dataclass(frozen=True)
@@ -71,45 +140,8 @@ def resolve(token: str) -> Download:
                         link.filename, link.content_type, link.size)
 
 
-def create_for_file(caller: Caller, file_id: uuid.UUID, expires_in: int) -> NewLink:
-    from portcullis.storage.events import record
-    from portcullis.storage.files import file_for
-
-    settings = get_settings()
-    with tenant_session(caller.tenant_id) as db:
-        file = file_for(db, caller, file_id, "read")
-        new = create(db, caller.tenant_id, kind="file", bucket=settings.S3_BUCKET,
-                     object_key=file.storage_key, filename=file.filename,
-                     content_type=file.content_type, size=file.size,
-                     expires_in=timedelta(seconds=expires_in),
-                     created_by_user_id=caller.user_id, file_id=file.id,
-                     bucket_id=file.bucket_id)
-        record(db, caller.tenant_id, "link.created", caller.actor, caller.origin,
-               Target("link", str(new.link.id)),
-               {"file_id": str(file.id), "expires_at": new.link.expires_at.isoformat()})
-        return new
-
-
-def revoke(caller: Caller, link_id: uuid.UUID) -> None:
-    """The link's creator or an admin; a reader of its bucket gets 403, anyone else 404."""
-    from portcullis.storage.access import link_for
-    from portcullis.storage.events import record
-
-    with tenant_session(caller.tenant_id) as db:
-        link = link_for(db, caller, link_id, change=True, lock=True)
-        if link.revoked_at is None:
-            link.revoked_at = datetime.now(UTC)
-            record(db, caller.tenant_id, "link.revoked", caller.actor, caller.origin,
-                   Target("link", str(link.id)), {"file_id": str(link.file_id)})
-
-
 def count_egress(download: Download, sent: int) -> None:
     """Add bytes served to the day's egress of the link's bucket (what billing reads)."""
     if download.bucket_id is None or sent <= 0:
         return
-    with tenant_session(download.tenant_id) as db:
-        db.execute(insert(EgressDaily).values(
-            tenant_id=download.tenant_id, bucket_id=download.bucket_id,
-            day=datetime.now(UTC).date(), bytes=sent)
-            .on_conflict_do_update(constraint="uq_egress_daily_bucket_day",
-                                   set_={"bytes": EgressDaily.bytes + sent}))
+    storage.record_egress(download.tenant_id, download.bucket_id, sent)

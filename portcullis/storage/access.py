@@ -1,4 +1,4 @@
-"""Who may do what with a bucket, an upload or a link (API.md's table).
+"""Who may do what with a bucket or an upload (API.md's table).
 
 Admins and managers hold every right on every bucket of their tenant; staff and viewonly
 hold only what was granted (viewonly: read at most). Every object route checks in one
@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from portcullis.accounts.caller import Caller
-from portcullis.accounts.models import Membership, Role
+from portcullis.accounts import service as accounts
+from portcullis.callers import Caller, Role
 from portcullis.errors import Forbidden, NotFound
-from portcullis.links.models import ShareLink
 from portcullis.storage.models import Bucket, BucketPermission, Upload
 
 FULL_ACCESS = (Role.admin, Role.manager)
@@ -35,8 +34,9 @@ NONE = Rights(False, False, False)
 
 
 def membership_id(db: Session, caller: Caller) -> uuid.UUID | None:
-    return db.scalar(select(Membership.id).where(Membership.user_id == caller.user_id,
-                                                 Membership.tenant_id == caller.tenant_id))
+    if caller.tenant_id is None or caller.user_id is None:
+        return None  # not a member: nothing was granted to them
+    return accounts.membership_id(db, caller.tenant_id, caller.user_id)
 
 
 def rights(db: Session, caller: Caller, bucket_id: uuid.UUID) -> Rights:
@@ -94,22 +94,8 @@ def upload_for(db: Session, caller: Caller, upload_id: uuid.UUID) -> Upload:
     return upload
 
 
-def link_for(db: Session, caller: Caller, link_id: uuid.UUID, change: bool = False,
-             lock: bool = False) -> ShareLink:
-    """A file link, if the caller may read it (else 404): its creator, an admin, or anyone
-    who may read its file's bucket (they may list its links). Changing it (``change``) is
-    for its creator or an admin only (else 403)."""
-    stmt = select(ShareLink).where(ShareLink.id == link_id,
-                                   ShareLink.tenant_id == caller.tenant_id,
-                                   ShareLink.kind == "file")
-    link = db.scalars(stmt.with_for_update() if lock else stmt).first()
-    if link is None:
-        raise NotFound("link")
-    own = caller.role is Role.admin or link.created_by_user_id == caller.user_id
-    if not own:
-        if link.bucket_id is None or db.get(Bucket, link.bucket_id) is None \
-                or not rights(db, caller, link.bucket_id).read:
-            raise NotFound("link")
-        if change:
-            raise Forbidden("forbidden", "Only the link's creator or an admin may change it.")
-    return link
+def can_read_bucket(db: Session, caller: Caller, bucket_id: uuid.UUID) -> bool:
+    """The bucket exists in the caller's tenant and they may read it."""
+    exists = db.scalar(select(Bucket.id).where(Bucket.id == bucket_id,
+                                               Bucket.tenant_id == caller.tenant_id))
+    return exists is not None and rights(db, caller, bucket_id).read

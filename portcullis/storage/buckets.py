@@ -1,4 +1,8 @@
-"""Buckets: create, list what the caller may read, delete when empty, grant, lifecycle."""
+"""Buckets: create, list what the caller may read, delete when empty, grant, lifecycle.
+
+Each function runs in the caller's transaction (``db``); ``storage.service`` opens it. Object
+routes check visibility first (404), then the role (403), then the permission (403).
+"""
 
 from __future__ import annotations
 
@@ -11,13 +15,15 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from portcullis.accounts.caller import Caller
-from portcullis.accounts.models import Membership, MemberStatus, Role
-from portcullis.audit.service import Target
+from portcullis.accounts import service as accounts
+from portcullis.audit.service import Target, record
+from portcullis.callers import Caller, Role
 from portcullis.errors import Conflict, Invalid, NotFound
 from portcullis.storage import access
-from portcullis.storage.events import record
 from portcullis.storage.models import Bucket, BucketPermission, File, Upload, UploadStatus
+
+ADMIN = (Role.admin,)
+ADMIN_MANAGER = (Role.admin, Role.manager)
 
 
 @dataclass(frozen=True)
@@ -30,15 +36,14 @@ class BucketView:
 
 
 def create(db: Session, caller: Caller, name: str) -> Bucket:
-    bucket = Bucket(tenant_id=caller.tenant_id, name=name)
+    bucket = Bucket(tenant_id=caller.tenant_id, name=name)  # roles: the route's guard
     try:
         with db.begin_nested():
             db.add(bucket)
             db.flush()
     except IntegrityError:
         raise Conflict("bucket_exists", "A bucket with this name exists.") from None
-    record(db, caller.tenant_id, "bucket.created", caller.actor, caller.origin,
-           Target("bucket", str(bucket.id)), {"name": name})
+    record(db, caller, "bucket.created", Target("bucket", str(bucket.id)), {"name": name})
     return bucket
 
 
@@ -58,7 +63,8 @@ def views_of(db: Session, buckets: list[Bucket]) -> list[BucketView]:
 
 
 def delete(db: Session, caller: Caller, bucket_id: uuid.UUID) -> None:
-    bucket = access.bucket_for(db, caller, bucket_id, "delete", lock=True)
+    """Admins, with delete permission; 409 while it holds files or uploads being scanned."""
+    bucket = access.bucket_for(db, caller, bucket_id, "delete", lock=True, roles=ADMIN)
     busy = db.scalar(select(func.count()).select_from(File).where(File.bucket_id == bucket.id))
     busy = busy or db.scalar(select(func.count()).select_from(Upload).where(
         Upload.bucket_id == bucket.id,
@@ -67,38 +73,37 @@ def delete(db: Session, caller: Caller, bucket_id: uuid.UUID) -> None:
         raise Conflict("bucket_not_empty", "Delete the bucket's files first.")
     db.execute(BucketPermission.__table__.delete().where(BucketPermission.bucket_id == bucket.id))
     db.execute(Upload.__table__.delete().where(Upload.bucket_id == bucket.id))  # all terminal
-    record(db, caller.tenant_id, "bucket.deleted", caller.actor, caller.origin,
-           Target("bucket", str(bucket.id)), {"name": bucket.name})
+    record(db, caller, "bucket.deleted", Target("bucket", str(bucket.id)), {"name": bucket.name})
     db.delete(bucket)
 
 
 def set_permissions(db: Session, caller: Caller, bucket_id: uuid.UUID,
                     member_id: uuid.UUID, read: bool, write: bool, delete: bool) -> Rights:
-    bucket = access.bucket_for(db, caller, bucket_id, "read")
-    member = db.scalars(select(Membership).where(
-        Membership.id == member_id, Membership.tenant_id == caller.tenant_id,
-        Membership.status != MemberStatus.removed)).first()
-    if member is None:
+    """Admins and managers; a view-only member can be granted read only."""
+    bucket = access.bucket_for(db, caller, bucket_id, "read", roles=ADMIN_MANAGER)
+    role = accounts.member_role(db, bucket.tenant_id, member_id)
+    if role is None:
         raise NotFound("member")
-    if member.role == Role.viewonly and (write or delete):
+    if role is Role.viewonly and (write or delete):
         raise Invalid("viewonly_read_only", "View-only members can be granted read only.")
     if (write or delete) and not read:
         raise Invalid("validation_error", "Write and delete need read.")
     values = {"can_read": read, "can_write": write, "can_delete": delete}
     db.execute(insert(BucketPermission).values(
-        tenant_id=caller.tenant_id, bucket_id=bucket.id, membership_id=member.id, **values)
+        tenant_id=bucket.tenant_id, bucket_id=bucket.id, membership_id=member_id, **values)
         .on_conflict_do_update(constraint="uq_bucket_permissions_member", set_=values))
-    record(db, caller.tenant_id, "bucket.permissions_changed", caller.actor, caller.origin,
-           Target("bucket", str(bucket.id)), {"member_id": str(member.id), **values})
+    record(db, caller, "bucket.permissions_changed", Target("bucket", str(bucket.id)),
+           {"member_id": str(member_id), **values})
     return Rights(read, write, delete)
 
 
 def set_lifecycle(db: Session, caller: Caller, bucket_id: uuid.UUID,
                   expire_after_days: int | None) -> Bucket:
-    bucket = access.bucket_for(db, caller, bucket_id, "read", lock=True)
+    """Admins and managers."""
+    bucket = access.bucket_for(db, caller, bucket_id, "read", lock=True, roles=ADMIN_MANAGER)
     bucket.expire_after_days = expire_after_days
-    record(db, caller.tenant_id, "bucket.lifecycle_changed", caller.actor, caller.origin,
-           Target("bucket", str(bucket.id)), {"expire_after_days": expire_after_days})
+    record(db, caller, "bucket.lifecycle_changed", Target("bucket", str(bucket.id)),
+           {"expire_after_days": expire_after_days})
     return bucket
 
 

@@ -1,4 +1,8 @@
-"""Files: list, delete (storage object and row, audited, counted for mass deletion), expire."""
+"""Files: list, delete (storage object and row, audited, counted for mass deletion), expire.
+
+A deleted file's share links are revoked by the database in the same transaction (a trigger
+on ``files``, migration 0007): links name files, files know nothing of links.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +14,13 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from config import get_settings
-from portcullis.accounts.caller import Caller
-from portcullis.alerts import detection
-from portcullis.audit.service import Actor, Origin, Target
+from portcullis.alerts import service as alerts
+from portcullis.audit.service import Target, record
+from portcullis.callers import Caller
+from portcullis.clients.object_store import ObjectStore
 from portcullis.db import system_session, tenant_session
 from portcullis.errors import NotFound
-from portcullis.links.models import ShareLink
 from portcullis.storage import access
-from portcullis.storage.events import record
 from portcullis.storage.models import Bucket, File
 
 log = logging.getLogger(__name__)
@@ -41,27 +44,21 @@ def file_for(db: Session, caller: Caller, file_id: uuid.UUID, need: str = "read"
     return file
 
 
-def _remove(db: Session, tenant_id: uuid.UUID, file: File, actor: Actor, origin: Origin,
-            reason: str) -> None:
-    from portcullis.clients.object_store import ObjectStore
-
+def _remove(db: Session, caller: Caller, file: File, reason: str) -> None:
     settings = get_settings()
     # The object goes first: a retry after a crash finds the row and deletes again (idempotent).
     ObjectStore.from_settings(settings).delete(settings.S3_BUCKET, file.storage_key)
-    db.execute(ShareLink.__table__.update().where(ShareLink.file_id == file.id,
-                                                  ShareLink.revoked_at.is_(None))
-               .values(revoked_at=datetime.now(UTC)))
-    record(db, tenant_id, "file.deleted", actor, origin, Target("file", str(file.id)),
+    record(db, caller, "file.deleted", Target("file", str(file.id)),
            {"filename": file.filename, "bucket_id": str(file.bucket_id), "size": file.size,
             "reason": reason})
     db.delete(file)
+    db.flush()  # the row goes now, and its links with it (the trigger)
 
 
-def delete(caller: Caller, file_id: uuid.UUID) -> None:
-    with tenant_session(caller.tenant_id) as db:
-        file = file_for(db, caller, file_id, "delete")
-        _remove(db, caller.tenant_id, file, caller.actor, caller.origin, "deleted")
-        detection.deletion(db, caller.tenant_id, caller.actor, caller.origin.ip)
+def delete(db: Session, caller: Caller, file_id: uuid.UUID) -> None:
+    file = file_for(db, caller, file_id, "delete")
+    _remove(db, caller, file, "deleted")
+    alerts.deletion(db, caller)
 
 
 def expire_due(limit: int = 1000) -> int:
@@ -73,13 +70,14 @@ def expire_due(limit: int = 1000) -> int:
     deleted = 0
     for tenant_id, bucket_id, days in buckets:
         cutoff = now - timedelta(days=days)
+        system = Caller.system(tenant_id)
         with tenant_session(tenant_id) as db:
             due = db.scalars(select(File).where(File.bucket_id == bucket_id,
                                                 File.created_at < cutoff)
                              .order_by(File.created_at).limit(limit)
                              .with_for_update(skip_locked=True)).all()
             for file in due:
-                _remove(db, tenant_id, file, Actor.system(), Origin(), "lifecycle")
+                _remove(db, system, file, "lifecycle")
                 deleted += 1
     if deleted:
         log.info("lifecycle deleted %s file(s)", deleted)

@@ -9,7 +9,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from config import get_settings
-from portcullis.accounts.caller import Caller
+from portcullis.callers import Caller
+from portcullis.clients.object_store import ObjectStore
 from portcullis.db import tenant_session
 from portcullis.errors import DomainError
 from portcullis.jobs.service import create_job
@@ -45,8 +46,6 @@ def check_type(raw_filename: str | None, declared: str) -> str:
 
 def receive(caller: Caller, bucket_id: uuid.UUID, filename: str, declared: str,
             chunks: Iterable[bytes], source: str = "api") -> Upload:
-    from portcullis.clients.object_store import ObjectStore
-
     settings = get_settings()
     limit = settings.UPLOAD_MAX_BYTES
     size = 0

@@ -25,13 +25,14 @@ from sqlalchemy import select
 
 from config import get_settings
 from portcullis.alerts.service import AlertType, raise_alert
-from portcullis.audit.models import Severity
-from portcullis.audit.service import Actor, Origin, Target
+from portcullis.audit.service import Severity, Target, record
+from portcullis.callers import Caller, Kind
+from portcullis.clients.clamd import ClamdClient
+from portcullis.clients.object_store import ObjectNotFound, ObjectStore, StorageError
 from portcullis.db import system_session, tenant_session
-from portcullis.jobs.models import Job, JobStatus
-from portcullis.jobs.service import on_give_up
+from portcullis.errors import DependencyUnavailable
+from portcullis.jobs.service import failed_job_ids, on_give_up
 from portcullis.storage import decoders, types
-from portcullis.storage.events import record
 from portcullis.storage.models import File, Upload, UploadStatus
 
 TERMINAL = {UploadStatus.clean, UploadStatus.rejected, UploadStatus.infected}
@@ -42,9 +43,11 @@ def _summary(upload: Upload) -> dict[str, Any]:
             "file_id": str(upload.file_id) if upload.file_id else None}
 
 
-def _actor(upload: Upload) -> Actor:
-    return Actor("user", str(upload.uploader_user_id)) if upload.uploader_user_id \
-        else Actor.system()
+def _actor(upload: Upload) -> Caller:
+    """Verdicts are recorded as the uploader's (the system's for an upload without one)."""
+    if upload.uploader_user_id is None:
+        return Caller.system(upload.tenant_id)
+    return Caller(Kind.user, upload.tenant_id, upload.uploader_user_id)
 
 
 def _begin(tenant_id: uuid.UUID, upload_id: uuid.UUID) -> Upload:
@@ -74,8 +77,8 @@ def _finish(tenant_id: uuid.UUID, upload: Upload, status: UploadStatus, reason: 
             return
         row.status, row.reason, row.finished_at = status, reason, datetime.now(UTC)
         action = f"upload.{status.value}"
-        record(db, tenant_id, action, _actor(upload), Origin(), Target("upload", str(upload.id)),
-               {"reason": reason, "filename": upload.filename, **details})
+        record(db, _actor(upload), action, Target("upload", str(upload.id)),
+               {"reason": reason, "filename": upload.filename, **details}, tenant_id=tenant_id)
         if status is UploadStatus.infected:
             raise_alert(db, tenant_id, AlertType.malware_detected, Severity.critical,
                         f"Malware ({details.get('malware_name')}) in an upload", _actor(upload),
@@ -85,10 +88,6 @@ def _finish(tenant_id: uuid.UUID, upload: Upload, status: UploadStatus, reason: 
 
 def scan_upload(tenant_id: uuid.UUID, upload_id: uuid.UUID,
                 progress: Callable[[int], None]) -> dict[str, Any]:
-    from portcullis.clients.clamd import ClamdClient
-    from portcullis.clients.object_store import ObjectNotFound, ObjectStore
-    from portcullis.errors import DependencyUnavailable
-
     settings = get_settings()
     store = ObjectStore.from_settings(settings)
     upload = _begin(tenant_id, upload_id)
@@ -174,9 +173,9 @@ def _promote(tenant_id: uuid.UUID, upload: Upload, content_type: str, sha256: st
             db.flush()
         row.status, row.reason, row.file_id = UploadStatus.clean, None, file_id
         row.sha256, row.sniffed_type, row.finished_at = sha256, sniffed, datetime.now(UTC)
-        record(db, tenant_id, "upload.clean", _actor(upload), Origin(),
-               Target("upload", str(upload.id)),
-               {"file_id": str(file_id), "sha256": sha256, "content_type": content_type})
+        record(db, _actor(upload), "upload.clean", Target("upload", str(upload.id)),
+               {"file_id": str(file_id), "sha256": sha256, "content_type": content_type},
+               tenant_id=tenant_id)
     return True
 
 
@@ -185,9 +184,6 @@ def scan_gave_up(tenant_id: uuid.UUID | None, args: dict[str, Any]) -> None:
     """A scan that can never finish (retries spent, workers lost, an unexpected error) ends
     ``rejected`` with reason ``scan_failed``: never clean without a verdict, never stuck in
     ``scanning``. The quarantined object goes too, if storage answers."""
-    from portcullis.clients.object_store import ObjectStore, StorageError
-    from portcullis.errors import DependencyUnavailable
-
     assert tenant_id is not None
     with tenant_session(tenant_id) as db:
         upload = db.get(Upload, uuid.UUID(args["upload_id"]))
@@ -209,9 +205,9 @@ def settle_failed_scans(limit: int = 200) -> int:
     it) are settled the same way. Returns how many."""
     with system_session() as db:
         waiting = db.execute(
-            select(Upload.tenant_id, Upload.id).join(Job, Job.id == Upload.job_id)
+            select(Upload.tenant_id, Upload.id)
             .where(Upload.status.in_([UploadStatus.pending, UploadStatus.scanning]),
-                   Job.status == JobStatus.failed)
+                   Upload.job_id.in_(failed_job_ids()))
             .limit(limit)).all()
     for tenant_id, upload_id in waiting:
         scan_gave_up(tenant_id, {"upload_id": str(upload_id)})

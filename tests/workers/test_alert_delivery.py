@@ -22,11 +22,11 @@ from config import get_settings
 from devstack.siem_receiver import SiemReceiver, verify_signature
 from devstack.stack import LocalStack
 from portcullis.access_keys.service import create_operator_key
-from portcullis.alerts import service
+from portcullis.alerts import outbox, service
 from portcullis.alerts.models import Alert, AlertStatus
 from portcullis.alerts.service import AlertType, raise_alert
 from portcullis.audit.models import AuditEvent, Severity
-from portcullis.audit.service import Actor
+from portcullis.callers import Caller
 from portcullis.db import system_session, tenant_session
 from portcullis.jobs import dispatch
 from tests.support.factories import make_tenant
@@ -74,7 +74,7 @@ def _raise(tenant_id: uuid.UUID, n: int) -> uuid.UUID:
     """An alert raised as the application does: outbox row, task sent after commit."""
     with tenant_session(tenant_id) as db:
         return raise_alert(db, tenant_id, AlertType.mass_deletion, Severity.critical,
-                           f"delivery test {n}", Actor("system"), "192.0.2.10",
+                           f"delivery test {n}", Caller.system(tenant_id), "192.0.2.10",
                            {"n": n, "password": "hunter2hunter2"})
 
 
@@ -362,14 +362,14 @@ def test_attempt_outliving_its_lease_does_not_undo_the_delivery(siem: SiemReceiv
     tenant = make_tenant("Stale Attempt Co")
     retry_for = timedelta(seconds=get_settings().ALERT_RETRY_FOR_SECONDS)
     alert_id = _outbox_row(tenant, age=retry_for + timedelta(minutes=1))
-    claimed = service._claim(alert_id)  # the slow attempt holds the alert...
+    claimed = outbox._claim(alert_id)  # the slow attempt holds the alert...
     assert claimed is not None
     _, stale_token = claimed
     with system_session() as db:  # ...until its lease runs out
         db.execute(update(Alert).where(Alert.id == alert_id)
                    .values(locked_until=datetime.now(UTC) - timedelta(seconds=1)))
     assert service.deliver(alert_id) == "delivered"  # another attempt takes over
-    assert service._record_attempt(alert_id, stale_token, "late 500") == "skipped"
+    assert outbox._record_attempt(alert_id, stale_token, "late 500") == "skipped"
     alert = _row(alert_id)
     assert alert.status == "delivered" and alert.last_error is None
     assert len(_audited(tenant, "alert.delivered", alert_id)) == 1

@@ -19,11 +19,11 @@ import pytest
 from config import get_settings
 from devstack.process import ServiceProcess, wait_until
 from portcullis.accounts.models import Role
+from portcullis.clients import object_store as storage
 from portcullis.clients.object_store import ObjectStore
 from tests.support.factories import LoggedIn, make_member, make_session, make_tenant
 from tests.support.media import multipart, upload_row
 from tests.support.web import start_web
-from workers import storage
 
 pytestmark = pytest.mark.usefixtures("stack")
 

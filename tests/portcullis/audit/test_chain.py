@@ -12,14 +12,8 @@ from sqlalchemy import select
 
 from devstack.stack import LocalStack
 from portcullis.audit.models import AuditEvent, Severity
-from portcullis.audit.service import (
-    Actor,
-    AuditRecord,
-    Origin,
-    Target,
-    audit_log,
-    verify_chain,
-)
+from portcullis.audit.service import AuditRecord, Target, audit_log, verify_chain
+from portcullis.callers import Caller, Origin, Role
 from portcullis.cli import main
 from portcullis.db import system_session, tenant_session
 from tests.support.factories import make_tenant
@@ -31,7 +25,7 @@ def _record(tenant: uuid.UUID, n: int = 3) -> None:
     for i in range(n):
         with tenant_session(tenant) as db:
             audit_log.record(db, AuditRecord(
-                "sample.happened", Actor("user", str(uuid.uuid4())), tenant,
+                "sample.happened", Caller.user(tenant, uuid.uuid4(), Role.staff), tenant,
                 severity=Severity.notice, target=Target("thing", str(i)),
                 origin=Origin("203.0.113.9", "pytest/1"),
                 details={"n": i, "password": "hunter2hunter2", "nested": {"token": "abc"}}))

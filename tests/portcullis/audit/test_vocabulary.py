@@ -7,9 +7,8 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 
 from portcullis.audit.models import Severity
-from portcullis.audit.service import Actor, AuditRecord, Target, audit_log
-from portcullis.db import tenant_session
 from tests.support.factories import make_tenant
+from tests.support.factories.audit import record_event
 
 pytestmark = pytest.mark.usefixtures("stack")
 
@@ -20,11 +19,10 @@ BAD_VALUES = ['x"y', "=cmd", "@x", "Upper", "with space", "back\\slash", ""]
 
 def _record(action: str, severity: str, actor_type: str, target_type: str | None) -> None:
     tenant = make_tenant("Vocabulary Co")
-    with tenant_session(tenant) as db:
-        audit_log.record(db, AuditRecord(
-            action=action, actor=Actor(actor_type, "a"), tenant_id=tenant,
-            severity=Severity.notice if severity == "notice" else severity,  # type: ignore[arg-type]
-            target=Target(target_type, "t") if target_type is not None else None))
+    record_event(tenant, action,
+                 Severity.notice if severity == "notice" else severity,  # type: ignore[arg-type]
+                 actor=(actor_type, "a"),
+                 target=(target_type, "t") if target_type is not None else None)
 
 
 def test_identifiers_are_accepted() -> None:
