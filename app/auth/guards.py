@@ -57,11 +57,6 @@ def public_caller() -> Caller:
     return Caller.anonymous(request_origin())
 
 
-def current_identity() -> Caller:
-    """Transitional alias of ``current_caller`` for views not yet moved to it."""
-    return current_caller()
-
-
 def _check(op: Operation) -> None:
     principal = current_principal()
     caller = principal.caller

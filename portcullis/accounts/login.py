@@ -75,7 +75,7 @@ def login(caller: Caller, email: str, password: str) -> IssuedSession:
     else:
         state = SessionState.mfa_enrollment
     with tenant_session(found.tenant_id) as db:
-        issued = sessions.open_session(db, found.tenant_id, user.id, state, origin)
+        issued = sessions.open_session(db, user_caller, state)
         record(db, user_caller, "auth.login_succeeded", Target("session", str(issued.id)),
                {"session": state.value})
         identity_used(db, found.tenant_id, f"user:{user.id}", origin.ip, user_caller, "Login")

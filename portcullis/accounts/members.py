@@ -18,9 +18,10 @@ from portcullis import secrets_gen
 from portcullis.access_keys.service import revoke_keys_of
 from portcullis.accounts import lookup, passwords, sessions
 from portcullis.accounts.email_tokens import INVITATION_LIFETIME
+from portcullis.accounts.login import as_user
 from portcullis.accounts.models import Invitation, Membership, MemberStatus, User
 from portcullis.audit.service import Target, record
-from portcullis.callers import Caller, Kind, Role
+from portcullis.callers import Caller, Role
 from portcullis.db import tenant_session
 from portcullis.email.service import queue
 from portcullis.errors import Conflict, Forbidden, Gone, Invalid, NotFound
@@ -207,7 +208,6 @@ def accept_invitation(caller: Caller, token: str, name: str, password: str) -> N
         member = Membership(tenant_id=owner.tenant_id, user_id=user.id, role=invitation.role)
         db.add(member)
         db.flush()
-        joined = Caller(Kind.user, owner.tenant_id, user.id, Role(invitation.role),
-                        origin=caller.origin)
+        joined = as_user(caller, owner.tenant_id, user.id, Role(invitation.role))
         record(db, joined, "member.joined", Target("member", str(member.id)),
                {"invitation_id": str(invitation.id), "role": invitation.role})

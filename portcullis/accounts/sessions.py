@@ -13,7 +13,7 @@ from portcullis.accounts.identity import Principal
 from portcullis.accounts.models import SessionState, UserSession
 from portcullis.accounts.tokens import ABSOLUTE_LIFETIME, SessionClaims, csrf_token, issue
 from portcullis.audit.service import Target, record
-from portcullis.callers import Origin
+from portcullis.callers import Caller
 from portcullis.db import tenant_session
 from portcullis.errors import NotFound
 from portcullis.pagination import Page, PageRequest, keyset
@@ -27,16 +27,17 @@ class IssuedSession:
     csrf: str
 
 
-def open_session(db: Session, tenant_id: uuid.UUID, user_id: uuid.UUID,
-                 state: SessionState, origin: Origin) -> IssuedSession:
+def open_session(db: Session, user: Caller, state: SessionState) -> IssuedSession:
+    """A new session of ``user`` (who has just logged in), from their address."""
+    assert user.tenant_id is not None and user.user_id is not None
     now = datetime.now(UTC)
-    record = UserSession(id=uuid.uuid4(), tenant_id=tenant_id, user_id=user_id,
-                         state=state.value, last_seen_at=now, expires_at=now + ABSOLUTE_LIFETIME,
-                         ip=origin.ip, user_agent=origin.user_agent)
-    db.add(record)
+    row = UserSession(id=uuid.uuid4(), tenant_id=user.tenant_id, user_id=user.user_id,
+                      state=state.value, last_seen_at=now, expires_at=now + ABSOLUTE_LIFETIME,
+                      ip=user.origin.ip, user_agent=user.origin.user_agent)
+    db.add(row)
     db.flush()
-    token = issue(SessionClaims(user_id, tenant_id, record.id), record.expires_at)
-    return IssuedSession(record.id, state, token, csrf_token(record.id))
+    token = issue(SessionClaims(user.user_id, user.tenant_id, row.id), row.expires_at)
+    return IssuedSession(row.id, state, token, csrf_token(row.id))
 
 
 def revoke(db: Session, session_id: uuid.UUID) -> None:
