@@ -12,6 +12,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from config import get_settings
+from portcullis.clients.clamd import ClamdClient
+from portcullis.clients.object_store import ObjectStore
 from portcullis.db.engine import get_engine
 
 log = logging.getLogger(__name__)
@@ -39,14 +41,10 @@ def redis_ping() -> bool:
 
 
 def clamd() -> bool:
-    from portcullis.clients.clamd import ClamdClient
-
     return ClamdClient.from_settings(get_settings()).ping()
 
 
 def storage() -> bool:
-    from portcullis.clients.object_store import ObjectStore
-
     return ObjectStore.from_settings(get_settings()).ping()
 
 

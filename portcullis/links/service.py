@@ -7,7 +7,9 @@ revoked by the database (a trigger on ``files``).
 
 from __future__ import annotations
 
+import logging
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -18,11 +20,13 @@ from config import get_settings
 from portcullis import secrets_gen
 from portcullis.audit.service import Target, record
 from portcullis.callers import Caller, Role
+from portcullis.clients.object_store import ObjectNotFound, ObjectStore
 from portcullis.db import system_session, tenant_session
-from portcullis.errors import Forbidden, Gone, NotFound
+from portcullis.errors import DependencyUnavailable, Forbidden, Gone, NotFound
 from portcullis.links.models import ShareLink
 from portcullis.storage import service as storage
 
+log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class NewLink:
@@ -145,3 +149,50 @@ def count_egress(download: Download, sent: int) -> None:
     if download.bucket_id is None or sent <= 0:
         return
     storage.record_egress(download.tenant_id, download.bucket_id, sent)
+
+
+@dataclass(frozen=True)
+class Served:
+    """An object being served through a link: what to call it, and its bytes. Iterating
+    ``body`` counts what was sent as egress when it ends (also when it is cut short);
+    ``close`` releases the storage connection (safe to call more than once)."""
+
+    filename: str
+    content_type: str
+    size: int | None
+    body: Iterator[bytes]
+    close: Callable[[], None]
+
+
+def download(token: str) -> Served:
+    """Open the object behind a live token (unknown or revoked: 404, expired: 410). It is
+    opened and its first chunk read before anything is answered, so storage that is down is
+    a DependencyUnavailable here and an object the link outlived is a 404."""
+    found = resolve(token)
+    store = ObjectStore.from_settings(get_settings())
+    try:
+        chunks = store.open_stream(found.bucket, found.object_key)
+        first = next(chunks, b"")
+    except ObjectNotFound:  # the link outlived its object: as if it never existed
+        raise NotFound("link") from None
+    close: Callable[[], None] = getattr(chunks, "close", lambda: None)
+
+    def counted() -> Iterator[bytes]:
+        sent = 0
+        try:
+            if first:
+                sent += len(first)
+                yield first
+            for chunk in chunks:
+                sent += len(chunk)
+                yield chunk
+        except DependencyUnavailable:
+            # The answer has started: re-raising makes the server drop the connection, so
+            # the client sees a truncated body, not a short "complete" one. No URL is logged.
+            log.warning("share-link download cut short: storage failed mid-stream")
+            raise
+        finally:
+            close()
+            count_egress(found, sent)  # what was actually served, even if cut short
+
+    return Served(found.filename, found.content_type, found.size, counted(), close)
