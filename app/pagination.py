@@ -6,14 +6,10 @@ The front door only parses the page query; the service it calls pages the rows
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import Field
-from sqlalchemy import Select
-from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from app.validation import RequestModel
-from portcullis.pagination import encode_cursor, keyset
+from portcullis.pagination import encode_cursor
 
 
 class PageQuery(RequestModel):
@@ -22,12 +18,3 @@ class PageQuery(RequestModel):
 
 
 _encode = encode_cursor  # the API's cursor format (bench/audit_page builds cursors with it)
-
-
-def paginate(db: Session, stmt: Select[Any], keys: list[InstrumentedAttribute[Any]],
-             kinds: list[type], page: PageQuery,
-             descending: bool = True) -> tuple[list[Any], str | None]:
-    """Transitional, for views that still page a query themselves: services page with
-    ``portcullis.pagination.keyset`` and answer a ``Page``."""
-    found = keyset(db, stmt, keys, kinds, page, descending)
-    return found.items, found.next_cursor

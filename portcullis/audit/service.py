@@ -27,7 +27,7 @@ from portcullis.pagination import Page, PageRequest, keyset
 from portcullis.redaction import scrub
 
 __all__ = [
-    "ACTIONS", "FORMATS", "IDENTIFIER", "Actor", "AuditRecord", "EventFilter", "Origin",
+    "ACTIONS", "FORMATS", "IDENTIFIER", "Actor", "AuditRecord", "EventFilter",
     "Severity", "Target", "Verification", "audit_log", "count_events", "event_json", "iter_chain",
     "list_events", "record", "severity_of", "spool_file", "tenants_with_events",
     "verify_chain", "verify_chains", "write_export",
@@ -59,8 +59,6 @@ class Actor:
 class Target:
     type: str
     id: str | None = None
-
-
 
 
 @dataclass(frozen=True)
