@@ -50,7 +50,7 @@ def event_json(event: AuditEvent) -> dict[str, Any]:
 
 def query(tenant_id: uuid.UUID, *, action: str | None = None, actor_id: str | None = None,
           severity: str | None = None, since: datetime | None = None,
-          until: datetime | None = None) -> Select[tuple[AuditEvent]]:
+          until: datetime | None = None) -> Select[AuditEvent]:
     stmt = select(AuditEvent).where(AuditEvent.tenant_id == tenant_id)
     if action:
         stmt = stmt.where(AuditEvent.action == action)
@@ -161,6 +161,7 @@ def write_export(db: Session, tenant_id: uuid.UUID, since: datetime, until: date
     total = count_events(db, tenant_id, since, until) if progress else 0
     statement = copy_statement(fmt, tenant_id, since, until)
     connection = db.connection().connection.driver_connection
+    assert connection is not None
     buffer = bytearray()
     with connection.cursor() as cursor:
         with cursor.copy(statement) as copy:

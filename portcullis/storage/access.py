@@ -33,6 +33,13 @@ ALL = Rights(True, True, True)
 NONE = Rights(False, False, False)
 
 
+def tenant_of(caller: Caller) -> uuid.UUID:
+    """The caller's tenant; a caller outside every tenant (an operator) holds nothing here."""
+    if caller.tenant_id is None:
+        raise NotFound()
+    return caller.tenant_id
+
+
 def membership_id(db: Session, caller: Caller) -> uuid.UUID | None:
     if caller.tenant_id is None or caller.user_id is None:
         return None  # not a member: nothing was granted to them

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Select, func, select
+from sqlalchemy import delete as delete_rows
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -47,7 +48,7 @@ def create(db: Session, caller: Caller, name: str) -> Bucket:
     return bucket
 
 
-def readable_query(db: Session, caller: Caller) -> Select[tuple[Bucket]]:
+def readable_query(db: Session, caller: Caller) -> Select[Bucket]:
     stmt = select(Bucket).where(Bucket.tenant_id == caller.tenant_id)
     ids = access.readable_bucket_ids(db, caller)
     return stmt if ids is None else stmt.where(Bucket.id.in_(ids))
@@ -71,8 +72,11 @@ def delete(db: Session, caller: Caller, bucket_id: uuid.UUID) -> None:
         Upload.status.in_([UploadStatus.pending, UploadStatus.scanning])))
     if busy:
         raise Conflict("bucket_not_empty", "Delete the bucket's files first.")
-    db.execute(BucketPermission.__table__.delete().where(BucketPermission.bucket_id == bucket.id))
-    db.execute(Upload.__table__.delete().where(Upload.bucket_id == bucket.id))  # all terminal
+    plain = {"synchronize_session": False}  # nothing of these is loaded in the session
+    db.execute(delete_rows(BucketPermission).where(BucketPermission.bucket_id == bucket.id),
+               execution_options=plain)
+    db.execute(delete_rows(Upload).where(Upload.bucket_id == bucket.id),  # all terminal
+               execution_options=plain)
     record(db, caller, "bucket.deleted", Target("bucket", str(bucket.id)), {"name": bucket.name})
     db.delete(bucket)
 

@@ -26,7 +26,7 @@ from portcullis.storage.models import Bucket, File
 log = logging.getLogger(__name__)
 
 
-def files_query(db: Session, caller: Caller, bucket_id: uuid.UUID) -> Select[tuple[File]]:
+def files_query(db: Session, caller: Caller, bucket_id: uuid.UUID) -> Select[File]:
     bucket = access.bucket_for(db, caller, bucket_id, "read")
     return select(File).where(File.bucket_id == bucket.id, File.tenant_id == caller.tenant_id)
 
@@ -69,7 +69,7 @@ def expire_due(limit: int = 1000) -> int:
                              .where(Bucket.expire_after_days.is_not(None))).all()
     deleted = 0
     for tenant_id, bucket_id, days in buckets:
-        cutoff = now - timedelta(days=days)
+        cutoff = now - timedelta(days=days or 0)  # never None: the query asks for a rule
         system = Caller.system(tenant_id)
         with tenant_session(tenant_id) as db:
             due = db.scalars(select(File).where(File.bucket_id == bucket_id,

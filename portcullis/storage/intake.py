@@ -32,7 +32,7 @@ class Unsupported(DomainError):
 
 def check_bucket(caller: Caller, bucket_id: uuid.UUID) -> None:
     """404 or 403 before a single byte of the body is read."""
-    with tenant_session(caller.tenant_id) as db:
+    with tenant_session(access.tenant_of(caller)) as db:
         access.bucket_for(db, caller, bucket_id, "write")
 
 
@@ -59,15 +59,16 @@ def receive(caller: Caller, bucket_id: uuid.UUID, filename: str, declared: str,
         key = f"q/{uuid.uuid4().hex}"  # random: nothing of the client's in a storage key
         ObjectStore.from_settings(settings).put_file(settings.S3_QUARANTINE_BUCKET, key,
                                                      spool, "application/octet-stream")
-    with tenant_session(caller.tenant_id) as db:
+    tenant_id = access.tenant_of(caller)
+    with tenant_session(tenant_id) as db:
         access.bucket_for(db, caller, bucket_id, "write")
-        upload = Upload(id=uuid.uuid4(), tenant_id=caller.tenant_id, bucket_id=bucket_id,
+        upload = Upload(id=uuid.uuid4(), tenant_id=tenant_id, bucket_id=bucket_id,
                         uploader_user_id=caller.user_id, status=UploadStatus.pending,
                         filename=filename, declared_type=declared.split(";")[0].strip().lower(),
                         size=size, quarantine_key=key, created_at=datetime.now(UTC))
         db.add(upload)
         db.flush()
-        job = create_job(db, tenant_id=caller.tenant_id, kind="upload.scan",
+        job = create_job(db, tenant_id=tenant_id, kind="upload.scan",
                          task_name=SCAN_TASK, args={"upload_id": str(upload.id),
                                                     "source": source},
                          created_by_user_id=caller.user_id)

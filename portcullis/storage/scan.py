@@ -15,7 +15,7 @@ import hashlib
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -101,7 +101,7 @@ def scan_upload(tenant_id: uuid.UUID, upload_id: uuid.UUID,
         # has no name (it dies with the process, whatever kills it) until they are clean.
         digest = hashlib.sha256()
 
-        def tee() -> Iterator[bytes]:
+        def tee() -> Generator[bytes]:
             for chunk in store.open_stream(quarantine, upload.quarantine_key):
                 digest.update(chunk)
                 unnamed.write(chunk)

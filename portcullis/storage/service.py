@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session
 
 from portcullis.callers import Caller
 from portcullis.db import tenant_session
-from portcullis.errors import NotFound
 from portcullis.pagination import Page, PageRequest, keyset
 from portcullis.storage import access, buckets, files, intake, scan
 from portcullis.storage.buckets import BucketView
@@ -34,10 +33,7 @@ __all__ = [
 ]
 
 
-def _tenant(caller: Caller) -> uuid.UUID:
-    if caller.tenant_id is None:
-        raise NotFound()  # a caller outside every tenant (an operator) holds nothing here
-    return caller.tenant_id
+_tenant = access.tenant_of
 
 
 # --- buckets -------------------------------------------------------------------------------
