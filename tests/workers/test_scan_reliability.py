@@ -24,7 +24,7 @@ from portcullis.db import system_session
 from portcullis.jobs.models import Job
 from portcullis.storage.models import File
 from tests.support import media
-from tests.support.factories import LoggedIn, make_member, make_session, make_tenant
+from tests.support.factories import LoggedIn, make_bucket, make_member, make_session, make_tenant
 from tests.support.worker import CeleryProcess, start_worker
 
 
@@ -74,8 +74,7 @@ def _job_finished(job_id: uuid.UUID, timeout: float = 30) -> Job:
 
 def _admin_bucket(app: Flask) -> tuple[LoggedIn, str]:
     admin = make_session(make_member(make_tenant("Scan reliability"), Role.admin))
-    client, headers = media.session_client(app, admin)
-    return admin, media.create_bucket(client, headers, "scan")
+    return admin, str(make_bucket(admin))
 
 
 def _upload(app: Flask, admin: LoggedIn, bucket: str, data: bytes) -> str:

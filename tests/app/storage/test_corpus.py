@@ -22,7 +22,7 @@ from portcullis.audit.models import AuditEvent
 from portcullis.db import system_session
 from portcullis.storage.models import File, Upload
 from tests.support import media
-from tests.support.factories import LoggedIn, make_member, make_session, make_tenant
+from tests.support.factories import LoggedIn, make_bucket, make_member, make_session, make_tenant
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -106,8 +106,7 @@ class Uploaded:
 
 def _admin_with_bucket(app: Flask) -> tuple[LoggedIn, str]:
     admin = make_session(make_member(make_tenant("Corpus"), Role.admin))
-    client, headers = media.session_client(app, admin)
-    return admin, media.create_bucket(client, headers, "corpus")
+    return admin, str(make_bucket(admin))
 
 
 def _upload_all(app: Flask, samples: dict[str, Sample]) -> Uploaded:

@@ -12,7 +12,6 @@ from urllib.parse import quote, urlsplit
 
 import pytest
 from flask import Flask
-from flask.testing import FlaskClient
 from sqlalchemy import func, select, update
 
 from config import get_settings
@@ -26,6 +25,7 @@ from portcullis.storage import files as storage_files
 from portcullis.storage.models import Bucket, EgressDaily, File
 from tests.support import media
 from tests.support.factories import LoggedIn, make_member, make_session, make_tenant
+from tests.support.web import make_client
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -40,13 +40,6 @@ class Shared:
     file_id: str
     data: bytes
     storage_key: str
-
-
-def _anonymous(app: Flask, ip: str = "198.51.100.77") -> FlaskClient:
-    """An unauthenticated client from its own address (public routes are limited per IP)."""
-    client = app.test_client()
-    client.environ_base["REMOTE_ADDR"] = ip
-    return client
 
 
 def _path(url: str) -> str:
@@ -99,7 +92,7 @@ def test_link_url_reveals_nothing_about_storage(app: Flask, shared: Shared) -> N
 
 def test_download_headers(app: Flask, shared: Shared) -> None:
     link = _link(app, shared.admin, shared.file_id, expires_in=600)
-    response = _anonymous(app).get(_path(link["url"]))
+    response = make_client(app).get(_path(link["url"]))
     assert response.status_code == 200
     assert response.data == shared.data
     assert response.headers["Content-Type"] == "image/png"
@@ -120,7 +113,7 @@ def test_expired_link_is_gone(app: Flask, shared: Shared) -> None:
     with system_session() as db:
         db.execute(update(ShareLink).where(ShareLink.id == uuid.UUID(link["id"]))
                    .values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))
-    response = _anonymous(app).get(_path(link["url"]))
+    response = make_client(app).get(_path(link["url"]))
     assert response.status_code == 410
     assert response.get_json()["code"] == "link_expired"
     assert shared.data not in response.data
@@ -134,7 +127,7 @@ def test_revoked_link_is_not_found(app: Flask, shared: Shared) -> None:
         json={"read": True, "write": False, "delete": False}, headers=admin_headers)
     assert grant.status_code == 200
     link = _link(app, staff, shared.file_id)
-    public = _anonymous(app, "198.51.100.78")
+    public = make_client(app)
     assert public.get(_path(link["url"])).status_code == 200
 
     for role, status in ((Role.manager, 403), (Role.staff, 404), (Role.viewonly, 404)):
@@ -164,7 +157,7 @@ def test_revoked_link_is_not_found(app: Flask, shared: Shared) -> None:
 
 
 def test_unknown_token_is_not_found(app: Flask) -> None:
-    public = _anonymous(app, "198.51.100.79")
+    public = make_client(app)
     for token in ("x" * 43, "not-a-token", "%00", uuid.uuid4().hex):
         response = public.get(f"/s/{token}")
         assert response.status_code == 404, token
@@ -211,7 +204,7 @@ def test_egress_is_counted_per_tenant_and_bucket(app: Flask, shared: Shared) -> 
     before_first, before_second = (_egress(shared.tenant_id, shared.bucket),
                                    _egress(shared.tenant_id, second_bucket))
     assert before_second == 0
-    public = _anonymous(app, "198.51.100.80")
+    public = make_client(app)
     big_link = _link(app, shared.admin, shared.file_id)
     small_link = _link(app, shared.admin, verdict["file_id"])
     for _ in range(3):
@@ -250,7 +243,7 @@ def test_lifecycle_expires_old_files(app: Flask, shared: Shared) -> None:
 
     store = ObjectStore.from_settings(get_settings())
     assert store.head(get_settings().S3_BUCKET, old_row.storage_key) is None
-    assert _anonymous(app, "198.51.100.81").get(_path(link["url"])).status_code == 404
+    assert make_client(app).get(_path(link["url"])).status_code == 404
     with system_session() as db:
         events = db.scalars(select(AuditEvent).where(
             AuditEvent.tenant_id == shared.tenant_id, AuditEvent.action == "file.deleted",

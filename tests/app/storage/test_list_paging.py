@@ -12,9 +12,16 @@ from flask.testing import FlaskClient
 from portcullis.accounts.models import Role
 from tests.support import media
 from tests.support.cursors import WRONG_TYPES
-from tests.support.factories import LoggedIn, make_member, make_session, make_tenant
+from tests.support.factories import (
+    LoggedIn,
+    make_bucket,
+    make_file,
+    make_member,
+    make_session,
+    make_tenant,
+)
 
-pytestmark = pytest.mark.usefixtures("worker")
+pytestmark = pytest.mark.usefixtures("stack")
 
 
 def _walk(client: FlaskClient, url: str, limit: int) -> list[str]:
@@ -35,12 +42,11 @@ def _walk(client: FlaskClient, url: str, limit: int) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def tenant(app: Flask, worker: object) -> tuple[LoggedIn, list[str], str, list[str]]:
+def tenant(stack: object) -> tuple[LoggedIn, list[str], str, list[str]]:
     """An admin, their 5 buckets, and 5 clean files in the first one."""
     admin = make_session(make_member(make_tenant("Paging Storage"), Role.admin))
-    client, headers = media.session_client(app, admin)
-    buckets = [media.create_bucket(client, headers, "page") for _ in range(5)]
-    files = media.clean_files(client, headers, buckets[0], 5)
+    buckets = [str(make_bucket(admin)) for _ in range(5)]
+    files = [str(make_file(admin, buckets[0], media.png(color=(n, 40, 90))).id) for n in range(5)]
     return admin, buckets, buckets[0], files
 
 

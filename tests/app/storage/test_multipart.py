@@ -17,8 +17,8 @@ from sqlalchemy import func, select
 from portcullis.accounts.models import Role
 from portcullis.db import system_session
 from portcullis.storage.models import Upload
-from tests.support.factories import make_member, make_session, make_tenant
-from tests.support.media import create_bucket, multipart, png, session_client
+from tests.support.factories import make_bucket, make_member, make_session, make_tenant
+from tests.support.media import multipart, png, session_client
 
 B = "X"
 CT = f"multipart/form-data; boundary={B}"
@@ -30,8 +30,9 @@ Send = Callable[..., dict[str, Any]]
 
 @pytest.fixture(scope="module")
 def target(app: Flask) -> tuple[FlaskClient, dict[str, str], str]:
-    client, headers = session_client(app, make_session(make_member(make_tenant(), Role.admin)))
-    return client, headers, create_bucket(client, headers)
+    admin = make_session(make_member(make_tenant(), Role.admin))
+    client, headers = session_client(app, admin)
+    return client, headers, str(make_bucket(admin))
 
 
 @pytest.fixture

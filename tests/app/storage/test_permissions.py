@@ -9,12 +9,21 @@ from dataclasses import dataclass
 
 import pytest
 from flask import Flask
-from flask.testing import FlaskClient
 
 from devstack.stack import LocalStack
 from portcullis.accounts.models import Role
 from tests.support import media
-from tests.support.factories import LoggedIn, make_member, make_session, make_tenant
+from tests.support.factories import (
+    LoggedIn,
+    grant,
+    make_access_key,
+    make_bucket,
+    make_file,
+    make_member,
+    make_session,
+    make_tenant,
+)
+from tests.support.web import problem_code
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -35,57 +44,42 @@ class Org:
         return make_session(make_member(self.tenant_id, role))
 
 
-def _client(app: Flask, who: LoggedIn) -> tuple[FlaskClient, dict[str, str]]:
-    return media.session_client(app, who)
-
-
 def _grant(app: Flask, admin: LoggedIn, bucket: str, member: LoggedIn, read: bool,
            write: bool = False, delete: bool = False) -> None:
-    client, headers = _client(app, admin)
+    client, headers = media.session_client(app, admin)
     response = client.put(f"/api/v1/buckets/{bucket}/permissions/{member.member.membership_id}",
                           json={"read": read, "write": write, "delete": delete}, headers=headers)
     assert response.status_code == 200, response.get_json()
 
 
-def _build_org(app: Flask, name: str) -> Org:
+def _build_org(name: str) -> Org:
+    """A tenant with one member per role, four buckets granted as their names say and a clean
+    file (uploaded by the admin) in each, built by the factories: the routes are the test."""
     tenant = make_tenant(name)
     people = {role: make_session(make_member(tenant, role)) for role in ROLES}
     admin = people[Role.admin]
-    client, headers = _client(app, admin)
-    buckets = {kind: media.create_bucket(client, headers, kind)
+    buckets = {kind: str(make_bucket(admin, f"{kind}-{uuid.uuid4().hex[:10]}"))
                for kind in ("private", "read", "write", "full")}
     staff, viewonly = people[Role.staff], people[Role.viewonly]
-    _grant(app, admin, buckets["read"], staff, True)
-    _grant(app, admin, buckets["write"], staff, True, write=True)
-    _grant(app, admin, buckets["full"], staff, True, write=True, delete=True)
-    _grant(app, admin, buckets["read"], viewonly, True)
-    files: dict[str, str] = {}
-    ids: dict[str, str] = {}
-    for n, kind in enumerate(buckets):
-        response = media.post_upload(client, headers, buckets[kind], f"{kind}.png", "image/png",
-                                     media.png(color=(n, 9, 9)))
-        assert response.status_code == 202, response.get_json()
-        ids[kind] = response.get_json()["id"]
-    rows = media.wait_uploads(ids.values())
-    for kind, upload_id in ids.items():
-        assert rows[upload_id].status == "clean", rows[upload_id]
-        files[kind] = str(rows[upload_id].file_id)
-    return Org(tenant, people, buckets, files, ids["private"], ids)
+    grant(buckets["read"], staff)
+    grant(buckets["write"], staff, write=True)
+    grant(buckets["full"], staff, write=True, delete=True)
+    grant(buckets["read"], viewonly)
+    stored = {kind: make_file(admin, bucket, media.png(color=(n, 9, 9)), filename=f"{kind}.png")
+              for n, (kind, bucket) in enumerate(buckets.items())}
+    uploads = {kind: str(file.upload_id) for kind, file in stored.items()}
+    return Org(tenant, people, buckets, {kind: str(file.id) for kind, file in stored.items()},
+               uploads["private"], uploads)
 
 
 @pytest.fixture(scope="module")
-def org(app: Flask, worker: object) -> Org:
-    return _build_org(app, "Perms A")
+def org(stack: LocalStack) -> Org:
+    return _build_org("Perms A")
 
 
 @pytest.fixture(scope="module")
-def other(app: Flask, worker: object) -> Org:
-    return _build_org(app, "Perms B")
-
-
-def _code(response: object) -> str | None:
-    body = response.get_json(silent=True)  # type: ignore[attr-defined]
-    return body.get("code") if isinstance(body, dict) else None
+def other(stack: LocalStack) -> Org:
+    return _build_org("Perms B")
 
 
 # -- listing and bucket administration -------------------------------------------------------
@@ -99,7 +93,7 @@ def test_bucket_listing_shows_only_readable_buckets(app: Flask, org: Org) -> Non
         Role.viewonly: {org.buckets["read"]},
     }
     for role, who in org.people.items():
-        client, _ = _client(app, who)
+        client, _ = media.session_client(app, who)
         response = client.get("/api/v1/buckets?limit=200")
         assert response.status_code == 200, (role, response.get_json())
         assert {b["id"] for b in response.get_json()["items"]} == expected[role], role
@@ -108,18 +102,18 @@ def test_bucket_listing_shows_only_readable_buckets(app: Flask, org: Org) -> Non
 @pytest.mark.parametrize(("role", "status"), [(Role.admin, 201), (Role.manager, 201),
                                               (Role.staff, 403), (Role.viewonly, 403)])
 def test_create_bucket_by_role(app: Flask, org: Org, role: Role, status: int) -> None:
-    client, headers = _client(app, org.people[role])
+    client, headers = media.session_client(app, org.people[role])
     response = client.post("/api/v1/buckets", json={"name": f"new-{uuid.uuid4().hex[:8]}"},
                            headers=headers)
     assert response.status_code == status, response.get_json()
     if status == 403:
-        assert _code(response) == "forbidden"
+        assert problem_code(response) == "forbidden"
     else:
         assert set(response.get_json()) >= {"id", "name", "created_at", "bytes", "objects"}
 
 
 def test_create_bucket_validates_the_name(app: Flask, org: Org) -> None:
-    client, headers = _client(app, org.fresh(Role.admin))
+    client, headers = media.session_client(app, org.fresh(Role.admin))
     for name in ("ab", "x" * 64, "Upper", "under_score", "dot.name", "sp ace"):
         response = client.post("/api/v1/buckets", json={"name": name}, headers=headers)
         assert response.status_code == 400, name
@@ -131,20 +125,22 @@ def test_create_bucket_validates_the_name(app: Flask, org: Org) -> None:
 
 def test_delete_bucket_is_admin_only_and_needs_it_empty(app: Flask, org: Org) -> None:
     admin = org.fresh(Role.admin)
-    client, headers = _client(app, admin)
+    client, headers = media.session_client(app, admin)
     empty = media.create_bucket(client, headers, "empty")
     staff, viewonly = org.fresh(Role.staff), org.fresh(Role.viewonly)
     for who in (staff, viewonly):  # no grant: the bucket does not exist for them
-        other_client, other_headers = _client(app, who)
+        other_client, other_headers = media.session_client(app, who)
         response = other_client.delete(f"/api/v1/buckets/{empty}", headers=other_headers)
-        assert response.status_code == 404 and _code(response) == "not_found", who.member.role
+        assert response.status_code == 404, who.member.role
+        assert problem_code(response) == "not_found", who.member.role
         _grant(app, admin, empty, who, True)
     for who in (org.people[Role.manager], staff, viewonly):  # readers, but not admins
-        other_client, other_headers = _client(app, who)
+        other_client, other_headers = media.session_client(app, who)
         response = other_client.delete(f"/api/v1/buckets/{empty}", headers=other_headers)
-        assert response.status_code == 403 and _code(response) == "forbidden", who.member.role
+        assert response.status_code == 403, who.member.role
+        assert problem_code(response) == "forbidden", who.member.role
     busy = client.delete(f"/api/v1/buckets/{org.buckets['read']}", headers=headers)
-    assert busy.status_code == 409 and _code(busy) == "bucket_not_empty"
+    assert busy.status_code == 409 and problem_code(busy) == "bucket_not_empty"
     assert client.delete(f"/api/v1/buckets/{empty}", headers=headers).status_code == 204
     assert client.delete(f"/api/v1/buckets/{empty}", headers=headers).status_code == 404
     listed = {b["id"] for b in client.get("/api/v1/buckets?limit=200").get_json()["items"]}
@@ -155,19 +151,19 @@ def test_delete_bucket_is_admin_only_and_needs_it_empty(app: Flask, org: Org) ->
                                               (Role.staff, 403), (Role.viewonly, 403)])
 def test_put_permissions_by_role(app: Flask, org: Org, role: Role, status: int) -> None:
     target = org.fresh(Role.staff)
-    client, headers = _client(app, org.people[role])
+    client, headers = media.session_client(app, org.people[role])
     response = client.put(
         f"/api/v1/buckets/{org.buckets['read']}/permissions/{target.member.membership_id}",
         json={"read": True, "write": False, "delete": False}, headers=headers)
     assert response.status_code == status, response.get_json()
-    target_client, _ = _client(app, target)
+    target_client, _ = media.session_client(app, target)
     sees = target_client.get(f"/api/v1/buckets/{org.buckets['read']}/files")
     assert sees.status_code == (200 if status == 200 else 404)
 
 
 def test_viewonly_can_be_granted_read_only(app: Flask, org: Org) -> None:
     viewer = org.fresh(Role.viewonly)
-    client, headers = _client(app, org.fresh(Role.manager))
+    client, headers = media.session_client(app, org.fresh(Role.manager))
     url = f"/api/v1/buckets/{org.buckets['write']}/permissions/{viewer.member.membership_id}"
     for rights in ({"read": True, "write": True, "delete": False},
                    {"read": True, "write": False, "delete": True},
@@ -179,14 +175,14 @@ def test_viewonly_can_be_granted_read_only(app: Flask, org: Org) -> None:
     assert ok.get_json() == {"bucket_id": org.buckets["write"],
                              "member_id": str(viewer.member.membership_id),
                              "read": True, "write": False, "delete": False}
-    viewer_client, viewer_headers = _client(app, viewer)
+    viewer_client, viewer_headers = media.session_client(app, viewer)
     upload = media.post_upload(viewer_client, viewer_headers, org.buckets["write"], "v.png",
                                "image/png", media.png())
     assert upload.status_code == 403
 
 
 def test_put_permissions_rejects_unknown_members_and_bad_bodies(app: Flask, org: Org) -> None:
-    client, headers = _client(app, org.fresh(Role.admin))
+    client, headers = media.session_client(app, org.fresh(Role.admin))
     base = f"/api/v1/buckets/{org.buckets['read']}/permissions"
     unknown = client.put(f"{base}/{uuid.uuid4()}",
                          json={"read": True, "write": False, "delete": False}, headers=headers)
@@ -200,7 +196,7 @@ def test_put_permissions_rejects_unknown_members_and_bad_bodies(app: Flask, org:
 @pytest.mark.parametrize(("role", "status"), [(Role.admin, 200), (Role.manager, 200),
                                               (Role.staff, 403), (Role.viewonly, 403)])
 def test_put_lifecycle_by_role(app: Flask, org: Org, role: Role, status: int) -> None:
-    client, headers = _client(app, org.people[role])
+    client, headers = media.session_client(app, org.people[role])
     response = client.put(f"/api/v1/buckets/{org.buckets['read']}/lifecycle",
                           json={"expire_after_days": 3650}, headers=headers)
     assert response.status_code == status, response.get_json()
@@ -219,7 +215,7 @@ def test_put_lifecycle_by_role(app: Flask, org: Org, role: Role, status: int) ->
 # -- staff and viewonly on files -------------------------------------------------------------
 
 def test_staff_without_read_sees_nothing(app: Flask, org: Org) -> None:
-    client, headers = _client(app, org.people[Role.staff])
+    client, headers = media.session_client(app, org.people[Role.staff])
     bucket, file_id = org.buckets["private"], org.files["private"]
     assert client.get(f"/api/v1/buckets/{bucket}/files").status_code == 404
     assert media.post_upload(client, headers, bucket, "x.png", "image/png",
@@ -238,16 +234,16 @@ def test_staff_without_read_sees_nothing(app: Flask, org: Org) -> None:
 
 
 def test_staff_rights_follow_the_grants(app: Flask, org: Org) -> None:
-    client, headers = _client(app, org.people[Role.staff])
+    client, headers = media.session_client(app, org.people[Role.staff])
     # read only: list and share, not upload or delete
     assert client.get(f"/api/v1/buckets/{org.buckets['read']}/files").status_code == 200
     refused = media.post_upload(client, headers, org.buckets["read"], "x.png", "image/png",
                                 media.png())
-    assert refused.status_code == 403 and _code(refused) == "forbidden"
+    assert refused.status_code == 403 and problem_code(refused) == "forbidden"
     link = client.post(f"/api/v1/files/{org.files['read']}/links", json={}, headers=headers)
     assert link.status_code == 201
     no_delete = client.delete(f"/api/v1/files/{org.files['read']}", headers=headers)
-    assert no_delete.status_code == 403 and _code(no_delete) == "forbidden"
+    assert no_delete.status_code == 403 and problem_code(no_delete) == "forbidden"
     # read + write: upload, still no delete
     accepted = media.post_upload(client, headers, org.buckets["write"], "w.png", "image/png",
                                  media.png(color=(1, 1, 1)))
@@ -261,7 +257,7 @@ def test_staff_rights_follow_the_grants(app: Flask, org: Org) -> None:
 
 
 def test_viewonly_with_read_lists_and_shares_only(app: Flask, org: Org) -> None:
-    client, headers = _client(app, org.people[Role.viewonly])
+    client, headers = media.session_client(app, org.people[Role.viewonly])
     listed = client.get(f"/api/v1/buckets/{org.buckets['read']}/files")
     assert listed.status_code == 200
     assert org.files["read"] in {f["id"] for f in listed.get_json()["items"]}
@@ -276,11 +272,11 @@ def test_viewonly_with_read_lists_and_shares_only(app: Flask, org: Org) -> None:
 
 
 def test_delete_needs_delete_permission(app: Flask, org: Org) -> None:
-    admin_client, admin_headers = _client(app, org.fresh(Role.admin))
+    admin_client, admin_headers = media.session_client(app, org.fresh(Role.admin))
     file_id = media.clean_files(admin_client, admin_headers, org.buckets["write"], 1)[0]
     staff = org.fresh(Role.staff)
     _grant(app, org.people[Role.admin], org.buckets["write"], staff, True, write=True)
-    client, headers = _client(app, staff)
+    client, headers = media.session_client(app, staff)
     assert client.delete(f"/api/v1/files/{file_id}", headers=headers).status_code == 403
     _grant(app, org.people[Role.admin], org.buckets["write"], staff, True, write=True,
            delete=True)
@@ -291,36 +287,36 @@ def test_delete_needs_delete_permission(app: Flask, org: Org) -> None:
 def test_upload_is_visible_to_its_uploader_and_admins_only(app: Flask, org: Org) -> None:
     staff = org.fresh(Role.staff)
     _grant(app, org.people[Role.admin], org.buckets["write"], staff, True, write=True)
-    client, headers = _client(app, staff)
+    client, headers = media.session_client(app, staff)
     response = media.post_upload(client, headers, org.buckets["write"], "mine.png", "image/png",
                                  media.png(color=(5, 5, 5)))
     assert response.status_code == 202
     upload_id = response.get_json()["id"]
     assert client.get(f"/api/v1/uploads/{upload_id}").status_code == 200
-    admin_client, _ = _client(app, org.fresh(Role.admin))
+    admin_client, _ = media.session_client(app, org.fresh(Role.admin))
     assert admin_client.get(f"/api/v1/uploads/{upload_id}").status_code == 200
     for role in (Role.manager, Role.staff, Role.viewonly):
-        other_client, _ = _client(app, org.people[role])
+        other_client, _ = media.session_client(app, org.people[role])
         assert other_client.get(f"/api/v1/uploads/{upload_id}").status_code == 404, role
     media.wait_uploads([upload_id])
 
 
 def test_link_revocation_is_for_its_creator_or_an_admin(app: Flask, org: Org) -> None:
     staff = org.people[Role.staff]
-    client, headers = _client(app, staff)
+    client, headers = media.session_client(app, staff)
     link = client.post(f"/api/v1/files/{org.files['read']}/links", json={}, headers=headers)
     assert link.status_code == 201
     link_id = link.get_json()["id"]
     for role in (Role.manager, Role.viewonly):  # they read the bucket, so they see its links
-        other_client, other_headers = _client(app, org.people[role])
+        other_client, other_headers = media.session_client(app, org.people[role])
         refused = other_client.delete(f"/api/v1/links/{link_id}", headers=other_headers)
-        assert refused.status_code == 403 and _code(refused) == "forbidden", role
-    stranger_client, stranger_headers = _client(app, org.fresh(Role.staff))  # no read
+        assert refused.status_code == 403 and problem_code(refused) == "forbidden", role
+    stranger_client, stranger_headers = media.session_client(app, org.fresh(Role.staff))  # no read
     hidden = stranger_client.delete(f"/api/v1/links/{link_id}", headers=stranger_headers)
-    assert hidden.status_code == 404 and _code(hidden) == "not_found"
+    assert hidden.status_code == 404 and problem_code(hidden) == "not_found"
     assert client.delete(f"/api/v1/links/{link_id}", headers=headers).status_code == 204
     second = client.post(f"/api/v1/files/{org.files['read']}/links", json={}, headers=headers)
-    admin_client, admin_headers = _client(app, org.fresh(Role.admin))
+    admin_client, admin_headers = media.session_client(app, org.fresh(Role.admin))
     assert admin_client.delete(f"/api/v1/links/{second.get_json()['id']}",
                                headers=admin_headers).status_code == 204
 
@@ -335,7 +331,7 @@ def _object_call(app: Flask, who: LoggedIn, route: str, bucket: str, file_id: st
                  upload_id: str, link_id: str) -> object:
     """One call to ``route`` on the given objects; every write is one the caller may not
     make (or may, harmlessly: listing and sharing), so the org is left as it was."""
-    client, headers = _client(app, who)
+    client, headers = media.session_client(app, who)
     if route == "delete_bucket":
         return client.delete(f"/api/v1/buckets/{bucket}", headers=headers)
     if route == "permissions":
@@ -368,7 +364,7 @@ def admin_links(app: Flask, org: Org) -> dict[str, str]:
 
 
 def _link_id(app: Flask, who: LoggedIn, file_id: str) -> str:
-    client, headers = _client(app, who)
+    client, headers = media.session_client(app, who)
     response = client.post(f"/api/v1/files/{file_id}/links", json={}, headers=headers)
     assert response.status_code == 201, response.get_json()
     return str(response.get_json()["id"])
@@ -394,7 +390,7 @@ def test_an_unreadable_bucket_is_404_on_every_route(app: Flask, org: Org,
                            str(uuid.uuid4()), str(uuid.uuid4()))
     assert missing.status_code == 404, missing.get_json()  # type: ignore[attr-defined]
     assert hidden.status_code == 404, hidden.get_json()  # type: ignore[attr-defined]
-    assert _code(hidden) == _code(missing) == "not_found"
+    assert problem_code(hidden) == problem_code(missing) == "not_found"
 
 
 @pytest.mark.parametrize("role", [Role.staff, Role.viewonly])
@@ -410,9 +406,9 @@ def test_a_reader_without_the_right_gets_403(app: Flask, org: Org,
     expected = READER_ONLY[route]
     assert response.status_code == expected, response.get_json()  # type: ignore[attr-defined]
     if expected == 403:
-        assert _code(response) == "forbidden", route
+        assert problem_code(response) == "forbidden", route
     if expected == 404:  # someone else's upload: not theirs to read
-        assert _code(response) == "not_found", route
+        assert problem_code(response) == "not_found", route
     assert media.file_row(org.files["read"]) is not None
 
 
@@ -421,18 +417,10 @@ def test_a_reader_without_the_right_gets_403(app: Flask, org: Org,
 STORAGE_SCOPES = ["buckets:read", "buckets:write", "files:read", "files:write", "files:delete"]
 
 
-def _key(app: Flask, admin: LoggedIn, scopes: list[str]) -> str:
-    client, headers = _client(app, admin)
-    response = client.post("/api/v1/access-keys", json={"name": "storage", "scopes": scopes,
-                                                        "expires_in_days": 1}, headers=headers)
-    assert response.status_code == 201, response.get_json()
-    return str(response.get_json()["key"])
-
-
 def test_access_key_scopes(app: Flask, org: Org) -> None:
     admin = org.fresh(Role.admin)
-    full = _key(app, admin, STORAGE_SCOPES)
-    without = {scope: _key(app, admin, [s for s in STORAGE_SCOPES if s != scope])
+    full = make_access_key(admin, STORAGE_SCOPES).secret
+    without = {scope: make_access_key(admin, [s for s in STORAGE_SCOPES if s != scope]).secret
                for scope in STORAGE_SCOPES}
     bucket, member = org.buckets["write"], org.people[Role.staff].member.membership_id
 
@@ -473,7 +461,7 @@ def test_access_key_scopes(app: Flask, org: Org) -> None:
                 "get_upload": ("files:read", 200), "list_files": ("files:read", 200),
                 "delete_file": ("files:delete", 204), "create_link": ("files:read", 201),
                 "revoke_link": ("files:read", 204)}
-    admin_client, admin_headers = _client(app, admin)
+    admin_client, admin_headers = media.session_client(app, admin)
     file_id = media.clean_files(admin_client, admin_headers, bucket, 1)[0]  # deleted below
     scratch = media.create_bucket(admin_client, admin_headers, "scratch")  # deleted below
     link_id = admin_client.post(f"/api/v1/files/{org.files['write']}/links", json={},
@@ -485,7 +473,7 @@ def test_access_key_scopes(app: Flask, org: Org) -> None:
         target = file_id if route == "delete_file" else org.files["write"]
         denied = call(without[scope], route, target, link_id, upload_id, scratch)
         assert denied.status_code == 403, (route, denied.get_json())  # type: ignore[attr-defined]
-        assert _code(denied) == "insufficient_scope", route
+        assert problem_code(denied) == "insufficient_scope", route
         allowed = call(full, route, target, link_id, upload_id, scratch)
         assert allowed.status_code == ok, (route, allowed.get_json())  # type: ignore[attr-defined]
         if route == "upload":
@@ -495,9 +483,10 @@ def test_access_key_scopes(app: Flask, org: Org) -> None:
 
 
 def test_access_key_is_refused_on_session_only_routes(app: Flask, org: Org) -> None:
-    client, headers = media.key_client(app, _key(app, org.fresh(Role.admin), STORAGE_SCOPES))
+    key = make_access_key(org.fresh(Role.admin), STORAGE_SCOPES)
+    client, headers = media.key_client(app, key.secret)
     refused = client.get("/api/v1/access-keys", headers=headers)
-    assert refused.status_code == 403 and _code(refused) == "session_required"
+    assert refused.status_code == 403 and problem_code(refused) == "session_required"
     assert client.get("/api/v1/buckets", headers=headers).status_code == 200
 
 
@@ -507,7 +496,7 @@ def test_another_tenants_ids_are_404_everywhere(app: Flask, org: Org, other: Org
                                                 stack: LocalStack) -> None:
     """Tenant B's admin (every right in B) names tenant A's objects on every route."""
     victim_admin = org.fresh(Role.admin)
-    victim_client, victim_headers = _client(app, victim_admin)
+    victim_client, victim_headers = media.session_client(app, victim_admin)
     link = victim_client.post(f"/api/v1/files/{org.files['read']}/links", json={},
                               headers=victim_headers)
     assert link.status_code == 201
@@ -517,7 +506,7 @@ def test_another_tenants_ids_are_404_everywhere(app: Flask, org: Org, other: Org
     victim_member = org.people[Role.staff].member.membership_id
 
     intruder = other.fresh(Role.admin)
-    client, headers = _client(app, intruder)
+    client, headers = media.session_client(app, intruder)
     attempts = {
         "list files": client.get(f"/api/v1/buckets/{bucket}/files"),
         "delete bucket": client.delete(f"/api/v1/buckets/{org.buckets['private']}",
@@ -541,7 +530,7 @@ def test_another_tenants_ids_are_404_everywhere(app: Flask, org: Org, other: Org
     }
     for name, response in attempts.items():
         assert response.status_code == 404, (name, response.status_code, response.get_json())
-        assert _code(response) == "not_found", name
+        assert problem_code(response) == "not_found", name
     listed = {b["id"] for b in client.get("/api/v1/buckets?limit=200").get_json()["items"]}
     assert listed.isdisjoint(org.buckets.values())
     # and nothing changed on A's side

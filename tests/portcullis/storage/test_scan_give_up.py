@@ -19,15 +19,16 @@ from portcullis.db import system_session
 from portcullis.jobs.models import Job
 from portcullis.storage import scan
 from tests.support import media
-from tests.support.factories import make_member, make_session, make_tenant
+from tests.support.factories import make_bucket, make_member, make_session, make_tenant
 
 pytestmark = pytest.mark.usefixtures("shared_worker_paused")
 
 
 def _upload(app: Flask, data: bytes) -> tuple[uuid.UUID, uuid.UUID]:
     tenant = make_tenant("Give up Co")
-    client, headers = media.session_client(app, make_session(make_member(tenant, Role.admin)))
-    bucket = media.create_bucket(client, headers)
+    admin = make_session(make_member(tenant, Role.admin))
+    client, headers = media.session_client(app, admin)
+    bucket = str(make_bucket(admin))
     response = media.post_upload(client, headers, bucket, "x.png", "image/png", data)
     assert response.status_code == 202, response.get_json()
     return tenant, uuid.UUID(response.get_json()["id"])

@@ -19,7 +19,7 @@ from portcullis.accounts.models import Role
 from portcullis.clients.clamd import ClamdClient
 from portcullis.storage import scan
 from tests.support import media
-from tests.support.factories import make_member, make_session, make_tenant
+from tests.support.factories import make_bucket, make_member, make_session, make_tenant
 
 pytestmark = pytest.mark.usefixtures("shared_worker_paused")
 
@@ -31,8 +31,9 @@ def test_nothing_is_named_on_disk_before_the_verdict(
         app: Flask, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, data: bytes,
         status: str) -> None:
     tenant = make_tenant("Scratch Co")
-    client, headers = media.session_client(app, make_session(make_member(tenant, Role.admin)))
-    bucket = media.create_bucket(client, headers)
+    admin = make_session(make_member(tenant, Role.admin))
+    client, headers = media.session_client(app, admin)
+    bucket = str(make_bucket(admin))
     response = media.post_upload(client, headers, bucket, "x.png", "image/png", data)
     assert response.status_code == 202, response.get_json()
 
