@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask
@@ -25,12 +26,31 @@ class _NoCookieSession(SessionInterface):
         return None
 
 
+class _App(Flask):
+    """Flask, except that ``ensure_sync`` (asked for every hook and view on every request)
+    remembers its answer for each function instead of inspecting its code flags again."""
+
+    _SYNC_CACHE_SIZE = 4096
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._sync: dict[Callable[..., Any], Callable[..., Any]] = {}
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        sync = self._sync.get(func)
+        if sync is None:
+            sync = super().ensure_sync(func)
+            if len(self._sync) < self._SYNC_CACHE_SIZE:
+                self._sync[func] = sync
+        return sync
+
+
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or get_settings()
     configure_logging()
     configure_sentry("web")
 
-    app = Flask(__name__, static_folder=None)
+    app = _App(__name__, static_folder=None)
     app.config.update(
         SECRET_KEY=settings.SESSION_SECRET.get_secret_value(),
         MAX_CONTENT_LENGTH=settings.UPLOAD_MAX_BYTES + 64 * 1024,

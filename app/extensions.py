@@ -18,12 +18,23 @@ from config import get_settings
 
 log = logging.getLogger(__name__)
 
-login_manager = LoginManager()
+class _RequestLoaderOnly(LoginManager):
+    """flask-login, for the one way this app authenticates: its request loader
+    (app/auth/loader.py). flask-login's own ``_load_user`` first hashes the client's address
+    and user agent (session protection, on every request, even when it is off), then looks
+    for a user in Flask's cookie session and for a "remember me" cookie; this app has
+    neither (Flask's session is a null one, no ``login_user``), so only the loader runs."""
+
+    def _load_user(self) -> Any:
+        return self._update_request_context_with_user(self._load_user_from_request(request))
+
+
+login_manager = _RequestLoaderOnly()
 
 
 def _needs_identity() -> bool:
     """Whether the matched route takes a credential (documented and not public)."""
-    from app.api.registry import PUBLIC
+    from app.api.operation import PUBLIC
 
     view = current_app.view_functions.get(request.endpoint or "")
     op = getattr(view, "__openapi__", None)
@@ -115,9 +126,13 @@ def init_rate_limits(app: Flask) -> None:
     app.config["RATELIMIT_STORAGE_OPTIONS"] = {"socket_connect_timeout": 2,
                                                "socket_timeout": 2}
     app.before_request(_check_default_limit)
+    before = app.before_request_funcs[None]
     after, teardown = app.after_request_funcs[None], app.teardown_request_funcs[None]
-    n_after, n_teardown = len(after), len(teardown)
+    n_before, n_after, n_teardown = len(before), len(after), len(teardown)
     limiter.init_app(app)
+    # Its before-request check limits nothing here (_RouteLimiter): not run at all.
+    before[n_before:] = [f for f in before[n_before:]
+                         if getattr(f, "__func__", None) is not _RouteLimiter._check_request_limit]
     after[n_after:] = [_when_route_limited(f) for f in after[n_after:]]
     teardown[n_teardown:] = [_when_route_limited(f) for f in teardown[n_teardown:]]
 

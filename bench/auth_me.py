@@ -21,20 +21,18 @@ median round's p99 under 80 ms. Every response must be 2xx.
 from __future__ import annotations
 
 import json
-import uuid
 
 from bench.harness import (
-    PASSWORD,
     Connection,
     CpuWatch,
     Services,
     WrkResult,
-    full_session,
     get,
     gunicorn,
     median,
     require_wrk,
-    seed_viewonly,
+    session_cookie,
+    viewonly_members,
     wrk,
 )
 
@@ -74,34 +72,21 @@ DESCRIPTIONS = {
 
 def _seed_key() -> str:
     """An admin's ``buckets:read`` key in a tenant with a few buckets."""
-    from sqlalchemy import update
+    from portcullis.accounts.models import Role
+    from tests.support.factories import make_access_key, make_bucket, make_member, make_tenant
 
-    from portcullis.access_keys import service as access_keys
-    from portcullis.accounts.models import Membership, Role
-    from portcullis.accounts.passwords import hash_password
-    from portcullis.audit.service import Origin
-    from portcullis.db import tenant_session
-    from portcullis.storage.models import Bucket
-
-    (admin,) = seed_viewonly(1, 1, hash_password(PASSWORD), "key")
-    with tenant_session(admin.tenant_id) as db:
-        db.execute(update(Membership).where(Membership.user_id == admin.user_id)
-                   .values(role=Role.admin.value))
-        for i in range(BUCKET_COUNT):
-            db.add(Bucket(id=uuid.uuid4(), tenant_id=admin.tenant_id, name=f"bench-{i}"))
-    return access_keys.create(admin.tenant_id, admin.user_id, "bench", ["buckets:read"], 30,
-                              Origin()).secret
+    admin = make_member(make_tenant("Bench key"), Role.admin)
+    for i in range(BUCKET_COUNT):
+        make_bucket(admin, f"bench-{i}")
+    return make_access_key(admin, ["buckets:read"], name="bench").secret
 
 
 def run(svc: Services) -> bool:
-    from portcullis.accounts.passwords import hash_password
-
     require_wrk()
     print(f"[{NAME}] wrk {WRK_THREADS} threads x {CONNECTIONS} connections, {ROUNDS} rounds "
           f"of {SECONDS:g}s per target; each gunicorn {WORKERS} workers x {THREADS} threads",
           flush=True)
-    accounts = seed_viewonly(CONNECTIONS, 1, hash_password(PASSWORD), "me")
-    cookies = [full_session(a) for a in accounts]
+    cookies = [session_cookie(m) for m in viewonly_members(CONNECTIONS, 1, "me")]
     key = _seed_key()
     me_32 = [{"Cookie": f"portcullis_session={c}"} for c in cookies]
     plans = {

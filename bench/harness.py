@@ -15,15 +15,18 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from devstack.stack import LocalStack
+    from tests.support.factories import Member
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
@@ -37,7 +40,6 @@ BENCH_ENV = {
     "RATE_LIMIT_DEFAULT": "1000000/minute",
 }
 
-PASSWORD = "correct horse battery staple 42"
 NOISY_CORES = 0.25  # other work above this during a measurement makes its numbers suspect
 
 
@@ -53,11 +55,11 @@ def cores() -> int:
 
 @dataclass
 class Services:
-    """LocalStack in a temp folder, the environment pointed at it, migrations applied."""
+    """The test suite's stack (``tests.support.stack``) in a temp folder, with the
+    benchmark settings."""
 
     base: Path
-    stack: object
-    saved_env: dict[str, str] = field(default_factory=dict)
+    stack: LocalStack
 
     @property
     def logs(self) -> Path:
@@ -68,96 +70,42 @@ class Services:
 
 @contextlib.contextmanager
 def services() -> Iterator[Services]:
-    from config import get_settings
-    from devstack.stack import LocalStack
+    """What the test suite's ``stack`` fixture starts (``running_stack``), with
+    ``BENCH_ENV`` instead of the tests' settings."""
+    from tests.support.stack import running_stack
 
-    # Not under a private (0700) temp tree: the servers run as an unprivileged account.
-    base = Path(tempfile.mkdtemp(prefix="portcullis-bench-"))
-    saved = dict(os.environ)
-    stack = None
-    try:
-        started = time.monotonic()
-        stack = LocalStack(base).start()
-        os.environ.update(stack.env())
-        os.environ.update(BENCH_ENV)
-        get_settings.cache_clear()
-        from portcullis.clients.object_store import ObjectStore
-        from portcullis.migrations import upgrade
-
-        upgrade()
-        ObjectStore.from_settings(get_settings()).ensure_buckets()
-        print(f"services ready in {time.monotonic() - started:.1f}s ({base})", flush=True)
-        yield Services(base, stack, saved)
-    finally:
-        from portcullis.db.engine import dispose_engines
-
-        with contextlib.suppress(Exception):
-            dispose_engines()
-        if stack is not None:
-            stack.stop()
-        shutil.rmtree(base, ignore_errors=True)
-        os.environ.clear()
-        os.environ.update(saved)
-        get_settings.cache_clear()
+    started = time.monotonic()
+    with running_stack(BENCH_ENV, prefix="portcullis-bench-") as stack:
+        print(f"services ready in {time.monotonic() - started:.1f}s ({stack.base_dir})",
+              flush=True)
+        yield Services(stack.base_dir, stack)
 
 
-# --- seeding ------------------------------------------------------------------------------
+# --- seeding: the test suite's factories (tests.support.factories) -----------------------
 
 
-@dataclass(frozen=True)
-class Account:
-    tenant_id: uuid.UUID
-    user_id: uuid.UUID
-    email: str
+def viewonly_members(count: int, tenants: int, label: str) -> list[Member]:
+    """``count`` verified view-only members (no MFA needed) spread over ``tenants``, all
+    with the factories' ``PASSWORD`` (hashed once, at ``BCRYPT_ROUNDS``)."""
+    from portcullis.accounts.models import Role
+    from tests.support.factories import make_member, make_tenant
 
-
-def seed_viewonly(count: int, tenants: int, password_hash: str, label: str) -> list[Account]:
-    """``count`` verified view-only members (no MFA needed), spread over ``tenants``."""
-    from portcullis.accounts.models import Membership, Role, User
-    from portcullis.db import tenant_session
-    from portcullis.tenants.models import Tenant
-
-    accounts: list[Account] = []
-    now = datetime.now(UTC)
+    members: list[Member] = []
     per_tenant = -(-count // tenants)
     for t in range(tenants):
-        tenant_id = uuid.uuid4()
-        members = min(per_tenant, count - len(accounts))
-        if members <= 0:
-            break
-        with tenant_session(tenant_id) as db:
-            db.add(Tenant(id=tenant_id, name=f"Bench {label} {t}"))
-            db.flush()
-            batch = []
-            for _ in range(members):
-                user_id = uuid.uuid4()
-                email = f"bench-{label}-{user_id.hex[:12]}@example.com"
-                db.add(User(id=user_id, tenant_id=tenant_id, email=email,
-                            name=f"bench {label} user", password_hash=password_hash,
-                            email_verified_at=now))
-                batch.append(Account(tenant_id, user_id, email))
-            db.flush()
-            for account in batch:
-                db.add(Membership(id=uuid.uuid4(), tenant_id=tenant_id,
-                                  user_id=account.user_id, role=Role.viewonly.value))
-        accounts.extend(batch)
-    return accounts
+        tenant_id = make_tenant(f"Bench {label} {t}")
+        for _ in range(min(per_tenant, count - len(members))):
+            members.append(make_member(
+                tenant_id, Role.viewonly,
+                email=f"bench-{label}-{uuid.uuid4().hex[:12]}@example.com"))
+    return members
 
 
-def full_session(account: Account) -> str:
+def session_cookie(member: Member) -> str:
     """A live, full session row and its session JWT (what the session cookie carries)."""
-    from portcullis.accounts.models import SessionState, UserSession
-    from portcullis.accounts.tokens import ABSOLUTE_LIFETIME, SessionClaims, issue
-    from portcullis.db import tenant_session
+    from tests.support.factories import make_session
 
-    now = datetime.now(UTC)
-    session_id = uuid.uuid4()
-    expires = now + ABSOLUTE_LIFETIME
-    with tenant_session(account.tenant_id) as db:
-        db.add(UserSession(id=session_id, tenant_id=account.tenant_id,
-                           user_id=account.user_id, state=SessionState.full.value,
-                           last_seen_at=now, expires_at=expires))
-    return issue(SessionClaims(account.user_id, account.tenant_id, session_id), expires)
+    return make_session(member).cookie
 
 
 # --- gunicorn -----------------------------------------------------------------------------

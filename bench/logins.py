@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable
 
 from bench.harness import (
-    PASSWORD,
     Connection,
     CpuWatch,
     Services,
@@ -26,8 +25,8 @@ from bench.harness import (
     median,
     post_json,
     run_load,
-    seed_viewonly,
     verdict,
+    viewonly_members,
 )
 
 NAME = "logins"
@@ -44,6 +43,7 @@ LOGIN = "/api/v1/auth/login"
 def run(svc: Services) -> bool:
     from config import get_settings
     from portcullis.accounts.passwords import hash_password, verify_password
+    from tests.support.factories import PASSWORD
 
     n_cores = cores()
     rounds = get_settings().BCRYPT_ROUNDS
@@ -52,10 +52,10 @@ def run(svc: Services) -> bool:
           f"{workers} workers x {THREADS} threads, {concurrency} keep-alive connections, "
           f"{ACCOUNTS} accounts in {TENANTS} tenants", flush=True)
 
-    password_hash = hash_password(PASSWORD)  # hashed once, shared by every account
+    password_hash = hash_password(PASSWORD)  # the cost the factories' accounts have
     if not verify_password(PASSWORD, password_hash):
-        raise RuntimeError("the seeded password hash does not verify")
-    accounts = seed_viewonly(ACCOUNTS, TENANTS, password_hash, "login")
+        raise RuntimeError("the password hash does not verify")
+    accounts = viewonly_members(ACCOUNTS, TENANTS, "login")
     bodies = [post_json(LOGIN, json.dumps({"email": a.email, "password": PASSWORD}).encode())
               for a in accounts]
     warmup = concurrency  # one login per connection: pools, imports, first queries

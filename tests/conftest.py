@@ -5,9 +5,6 @@ Nothing here relies on a service already running on the machine.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,9 +13,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 import portcullis.models  # noqa: F401 - every table, so foreign keys resolve
-from config import get_settings
 from devstack.stack import LocalStack
 from tests.support.factories import LoggedIn
+from tests.support.stack import running_stack
 from tests.support.web import ClientFor, make_client
 from tests.support.worker import CeleryProcess, start_beat, start_worker
 
@@ -36,30 +33,8 @@ TEST_ENV = {
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[LocalStack]:
-    # Not under pytest's private (0700) temp tree: servers run as an unprivileged account
-    # and must reach their folders.
-    base = Path(tempfile.mkdtemp(prefix="portcullis-services-"))
-    local = LocalStack(base).start()
-    saved = dict(os.environ)
-    os.environ.update(local.env())
-    os.environ.update(TEST_ENV)
-    get_settings.cache_clear()
-    from portcullis.clients.object_store import ObjectStore
-    from portcullis.migrations import upgrade
-
-    upgrade()
-    ObjectStore.from_settings(get_settings()).ensure_buckets()
-    try:
+    with running_stack(TEST_ENV) as local:  # the benchmarks start the same stack
         yield local
-    finally:
-        from portcullis.db.engine import dispose_engines
-
-        dispose_engines()
-        local.stop()
-        shutil.rmtree(base, ignore_errors=True)
-        os.environ.clear()
-        os.environ.update(saved)
-        get_settings.cache_clear()
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import Subquery, select
 from sqlalchemy.orm import Session
 
 from portcullis.accounts.models import Membership, MemberStatus
@@ -15,6 +15,13 @@ def membership_id(db: Session, tenant_id: uuid.UUID, user_id: uuid.UUID) -> uuid
     """The membership of ``user_id`` in ``tenant_id``, in the caller's transaction."""
     return db.scalar(select(Membership.id).where(Membership.user_id == user_id,
                                                  Membership.tenant_id == tenant_id))
+
+
+def joinable_memberships() -> Subquery:
+    """Memberships' ``id``, ``tenant_id`` and ``user_id`` as a subquery another domain may
+    join in a single statement (storage lists the buckets granted to a caller's membership
+    in one round trip), as ``tenants.service.joinable``."""
+    return select(Membership.id, Membership.tenant_id, Membership.user_id).subquery("membership")
 
 
 def member_role(db: Session, tenant_id: uuid.UUID, member_id: uuid.UUID) -> Role | None:

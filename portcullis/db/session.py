@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections import namedtuple
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from typing import Any
 
 import psycopg
 import psycopg.errors
+from psycopg.adapt import Transformer
 from psycopg.rows import namedtuple_row
 from sqlalchemy import Executable, event, text
 from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
@@ -148,26 +150,37 @@ _PLAIN_TEXT = re.compile(r"[A-Za-z0-9_.:-]*")
 
 
 def _literal(value: object) -> str:
-    """A parameter as an SQL literal, for the few types the identity checks bind. Built
-    from typed values only (a UUID, an aware datetime, bytes as hex, our own constants),
-    so nothing a client sent is ever pasted as text."""
+    """A parameter as an SQL literal, for the few types the prepared statements bind.
+    Built from typed values only (a UUID, an aware datetime, bytes as hex, a boolean, an
+    integer, our own constants), so nothing a client sent is ever pasted as text."""
     if isinstance(value, uuid.UUID):
         return f"'{value}'::uuid"
     if isinstance(value, datetime) and value.tzinfo is not None:
         return f"'{value.isoformat()}'::timestamptz"
     if isinstance(value, bytes):
         return f"decode('{value.hex()}', 'hex')"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(int(value))
     if isinstance(value, str) and _PLAIN_TEXT.fullmatch(value):
         return f"'{value}'"
     raise TypeError(f"no literal for {type(value).__name__} in a prepared identity check")
 
 
 def _execute(statement: Prepared, params: dict[str, Any]) -> str:
-    args = ", ".join(_literal(params[name]) for name in statement.params)
+    args = ", ".join([_literal(params[name]) for name in statement.params])
     return f"EXECUTE {statement.name}({args})" if args else f"EXECUTE {statement.name}"
 
 
 Step = tuple[Prepared, dict[str, Any]]
+
+# Errors after which our prepared statements are prepared afresh: deallocated meanwhile
+# (psycopg's rollback deallocates every prepared statement), prepared by a run whose
+# answer was lost, or planned before a migration changed a column's type.
+_STALE_PREPARED = (psycopg.errors.InvalidSqlStatementName,
+                   psycopg.errors.DuplicatePreparedStatement,
+                   psycopg.errors.FeatureNotSupported)
 
 
 def one_round_trip(steps: list[Step]) -> list[Any]:
@@ -177,57 +190,79 @@ def one_round_trip(steps: list[Step]) -> list[Any]:
     PostgreSQL runs the statements of one simple query as one implicit transaction: a
     ``set_config(..., true)`` (SET LOCAL) in an early step lasts until the last has run, and
     an error anywhere rolls all of it back. A statement that is not prepared on this
-    connection yet is prepared in the same message. A lost or timed-out database is
-    DependencyUnavailable (a 503).
+    connection yet is prepared in the same message. Rows are named tuples. A lost or
+    timed-out database is DependencyUnavailable (a 503).
+
+    The message goes straight to libpq (``PQexec``, which releases the GIL while it waits)
+    on a pooled connection: psycopg's cursor machinery, and switching the connection to
+    autocommit and back (what keeps psycopg from sending a ``BEGIN`` first), cost more than
+    the rest of an identity check. The connection is idle again when it returns to the pool.
     """
     from portcullis.errors import DependencyUnavailable
 
-    with get_engine().connect() as connection:
-        known: set[str] = connection.connection.info.setdefault("portcullis_prepared", set())
-        raw = connection.connection.driver_connection
+    pooled = get_engine().raw_connection()
+    try:
+        raw = pooled.driver_connection
+        info = pooled.info
+        known: set[str] = info.setdefault("portcullis_prepared", set())
         try:
-            raw.autocommit = True  # no BEGIN round trip: the message is its own transaction
-            try:
-                for attempt in (1, 2):
-                    new = list(dict.fromkeys(s.name for s, _ in steps if s.name not in known))
-                    by_name = {s.name: s for s, _ in steps}
-                    script = "; ".join(
-                        [*(f"PREPARE {n} AS {by_name[n].sql}" for n in new),
-                         *(_execute(s, p) for s, p in steps)])
-                    try:
-                        with raw.cursor(row_factory=namedtuple_row) as cur:
-                            cur.execute(script.encode())
-                            while cur.nextset():
-                                pass
-                            rows = cur.fetchall()
-                        known.update(new)
-                        return rows
-                    except (psycopg.errors.InvalidSqlStatementName,
-                            psycopg.errors.DuplicatePreparedStatement,
-                            psycopg.errors.FeatureNotSupported):
-                        # Deallocated meanwhile (psycopg's rollback clears every prepared
-                        # statement), prepared by a run whose answer was lost, or planned
-                        # before a migration changed a column's type: prepare ours afresh.
-                        if attempt == 2:
-                            raise
-                        _forget(raw, {s.name for s, _ in steps})
-                        known.difference_update(s.name for s, _ in steps)
-                raise AssertionError("unreachable")
-            finally:
-                if not (raw.broken or raw.closed):
-                    raw.autocommit = False
+            for attempt in (1, 2):
+                new = {s.name: s for s, _ in steps if s.name not in known}
+                script = "; ".join(
+                    [*(f"PREPARE {s.name} AS {s.sql}" for s in new.values()),
+                     *(_execute(s, p) for s, p in steps)])
+                try:
+                    rows = _exec(raw, info, steps[-1][0], script)
+                except _STALE_PREPARED:
+                    if attempt == 2:
+                        raise
+                    _forget(raw, {s.name for s, _ in steps})
+                    known.difference_update(s.name for s, _ in steps)
+                    for s, _ in steps:
+                        _ROW_CLASSES.pop(s.name, None)
+                    continue
+                known.update(new)
+                return rows
+            raise AssertionError("unreachable")
         except psycopg.OperationalError as exc:
             if raw.broken or raw.closed:
-                connection.invalidate()
+                pooled.invalidate()
             raise DependencyUnavailable("database", type(exc).__name__) from exc
+    finally:
+        pooled.close()
+
+
+def _exec(raw: psycopg.Connection[Any], info: dict[str, Any], last: Prepared,
+          script: str) -> list[Any]:
+    result = raw.pgconn.exec_(script.encode())
+    status = result.status
+    if status == psycopg.pq.ExecStatus.TUPLES_OK:
+        transformer = info.get("portcullis_transformer")
+        if transformer is None:
+            transformer = info["portcullis_transformer"] = Transformer(raw)
+        transformer.set_pgresult(result)
+        return transformer.load_rows(0, result.ntuples, _row_class(last, result)._make)
+    if status == psycopg.pq.ExecStatus.COMMAND_OK:
+        return []
+    raise psycopg.errors.error_from_result(result, encoding=raw.info.encoding)
+
+
+_ROW_CLASSES: dict[str, type[Any]] = {}  # by statement name (re-prepared: forgotten)
+
+
+def _row_class(statement: Prepared, result: psycopg.pq.abc.PGresult) -> type[Any]:
+    cls = _ROW_CLASSES.get(statement.name)
+    if cls is None or len(cls._fields) != result.nfields:
+        names = [(result.fname(i) or b"").decode() for i in range(result.nfields)]
+        cls = _ROW_CLASSES[statement.name] = namedtuple("Row", names, rename=True)  # type: ignore[misc]
+    return cls
 
 
 def _forget(raw: psycopg.Connection[Any], names: set[str]) -> None:
-    with raw.cursor() as cur:
-        cur.execute("SELECT name FROM pg_prepared_statements WHERE name = ANY(%s)",
-                    [list(names)])
-        for (name,) in cur.fetchall():
-            cur.execute(f"DEALLOCATE {name}")  # one of our own constant names
+    for name in sorted(names):  # one of our own constant names; absent ones just fail
+        raw.pgconn.exec_(f"DEALLOCATE {name}".encode())
+    if raw.pgconn.status == psycopg.pq.ConnStatus.BAD:
+        raise psycopg.OperationalError("the connection was lost")
 
 
 _SCOPE_PREPARED = prepared("portcullis_scope", _SCOPE)

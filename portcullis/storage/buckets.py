@@ -8,9 +8,21 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import (
+    Boolean,
+    Integer,
+    Select,
+    bindparam,
+    exists,
+    func,
+    literal_column,
+    or_,
+    select,
+    true,
+    tuple_,
+)
 from sqlalchemy import delete as delete_rows
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
@@ -19,7 +31,9 @@ from sqlalchemy.orm import Session
 from portcullis.accounts import service as accounts
 from portcullis.audit.service import Target, record
 from portcullis.callers import Caller, Role
+from portcullis.db.session import one_round_trip, prepared, tenant_steps
 from portcullis.errors import Conflict, Invalid, NotFound
+from portcullis.pagination import Page, PageRequest, decode_cursor, encode_cursor
 from portcullis.storage import access
 from portcullis.storage.models import Bucket, BucketPermission, File, Upload, UploadStatus
 
@@ -52,6 +66,47 @@ def readable_query(db: Session, caller: Caller) -> Select[Bucket]:
     stmt = select(Bucket).where(Bucket.tenant_id == caller.tenant_id)
     ids = access.readable_bucket_ids(db, caller)
     return stmt if ids is None else stmt.where(Bucket.id.in_(ids))
+
+
+# The page of buckets a caller may read, oldest first, with each one's size and file count:
+# one prepared statement, sent with its tenant scope in one round trip (``tenant_steps``),
+# instead of an ORM unit of work (BEGIN and scope, the page, the sizes, COMMIT). Admins and
+# managers read every bucket of the tenant (``full_access``), anyone else those their
+# membership was granted read on, exactly as ``readable_query``. Keyset order as
+# ``pagination.keyset``: the first page starts after the earliest possible key.
+_member = accounts.joinable_memberships()
+_sizes = (select(func.coalesce(func.sum(File.size), literal_column("0")).label("bytes"),
+                 func.count().label("objects"))
+          .where(File.bucket_id == Bucket.id).lateral("sizes"))
+_READABLE_PAGE = prepared("portcullis_readable_buckets", (
+    select(Bucket.id, Bucket.name, Bucket.created_at, _sizes.c.bytes, _sizes.c.objects)
+    .select_from(Bucket).join(_sizes, true())
+    .where(Bucket.tenant_id == bindparam("tenant_id"),
+           or_(bindparam("full_access", type_=Boolean), exists().where(
+               BucketPermission.bucket_id == Bucket.id, BucketPermission.can_read.is_(True),
+               BucketPermission.membership_id == _member.c.id,
+               _member.c.user_id == bindparam("user_id"),
+               _member.c.tenant_id == bindparam("tenant_id"))),
+           tuple_(Bucket.created_at, Bucket.id)
+           > tuple_(bindparam("after_created"), bindparam("after_id")))
+    .order_by(Bucket.created_at, Bucket.id).limit(bindparam("limit", type_=Integer))))
+_FIRST_KEY = [datetime.min.replace(tzinfo=UTC), uuid.UUID(int=0)]
+
+
+def readable_page(caller: Caller, page: PageRequest) -> Page[BucketView]:
+    """The buckets ``caller`` may read, oldest first, one page (``readable_query`` and
+    ``views_of`` in one round trip)."""
+    tenant_id = access.tenant_of(caller)
+    after = decode_cursor(page.cursor, [datetime, uuid.UUID]) if page.cursor else _FIRST_KEY
+    rows = one_round_trip(tenant_steps(tenant_id, _READABLE_PAGE, {
+        "tenant_id": tenant_id, "full_access": caller.role in access.FULL_ACCESS,
+        "user_id": caller.user_id or uuid.UUID(int=0), "after_created": after[0],
+        "after_id": after[1], "limit": page.limit + 1}))
+    more = len(rows) > page.limit
+    rows = rows[:page.limit]
+    next_cursor = encode_cursor([rows[-1].created_at, rows[-1].id]) if more and rows else None
+    return Page([BucketView(r.id, r.name, r.created_at, int(r.bytes), int(r.objects))
+                 for r in rows], next_cursor)
 
 
 def views_of(db: Session, buckets: list[Bucket]) -> list[BucketView]:

@@ -73,7 +73,8 @@ def test_only_typed_values_become_literals() -> None:
     when = datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC)
     assert _literal(when) == "'2026-01-02T03:04:05.000006+00:00'::timestamptz"
     assert _literal("app.tenant_id") == "'app.tenant_id'"
-    for bad in ("x'; DROP TABLE tenants; --", "a b", datetime(2026, 1, 2), 3, None):
+    assert (_literal(True), _literal(False), _literal(51)) == ("true", "false", "51")
+    for bad in ("x'; DROP TABLE tenants; --", "a b", datetime(2026, 1, 2), 3.5, None):
         with pytest.raises(TypeError):
             _literal(bad)
     with pytest.raises(TypeError):
