@@ -5,21 +5,15 @@ line from the raw URI, and gunicorn's ``Error handling request`` line prints it 
 from __future__ import annotations
 
 import http.client
-import io
 import secrets
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
-from config import get_settings
 from devstack.process import ServiceProcess
-from portcullis.clients.object_store import ObjectStore
-from portcullis.db import tenant_session
-from portcullis.links import service as links
-from tests.support.factories import make_tenant
+from tests.support.factories import make_export_link
 from tests.support.web import start_web
 
 pytestmark = pytest.mark.usefixtures("stack")
@@ -79,26 +73,11 @@ def test_share_tokens_never_reach_the_access_log(web: tuple[ServiceProcess, int]
     assert "/s/<redacted>" in log
 
 
-def _live_link() -> str:
-    """The token of a live share link to a small stored object."""
-    settings = get_settings()
-    key = f"test-access-log/{secrets.token_hex(12)}"
-    ObjectStore.from_settings(settings).put_stream(settings.S3_BUCKET, key, io.BytesIO(b"x"),
-                                                   "application/octet-stream")
-    tenant_id = make_tenant("Access Log")
-    with tenant_session(tenant_id) as db:
-        new = links.create(db, tenant_id, kind="export", bucket=settings.S3_BUCKET,
-                           object_key=key, filename="x.bin",
-                           content_type="application/octet-stream", size=1,
-                           expires_in=timedelta(minutes=10))
-    return new.url.rsplit("/s/", 1)[1]
-
-
 def test_non_canonical_share_paths_are_404(web: tuple[ServiceProcess, int]) -> None:
     """gunicorn decodes the path before routing: an encoded form of /s/ would reach the
     download; it is refused like an unknown link (no link needs encoding)."""
     process, port = web
-    token = _live_link()
+    token = make_export_link(b"x", filename="x.bin").token
     encoded_first = f"%{ord(token[0]):02X}{token[1:]}"
     for raw in (f"/%73/{token}", f"/s%2F{token}", f"/s/{encoded_first}"):
         assert _raw_get(port, raw) == 404, raw

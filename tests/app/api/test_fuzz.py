@@ -31,6 +31,7 @@ from schemathesis.specs.openapi.checks import (
 from config import get_settings
 from portcullis.accounts.models import Role
 from tests.support.factories import Member, make_member, make_session, make_tenant
+from tests.support.web import csrf_headers
 
 EXAMPLES = 4  # per operation and mode: about 300 requests in all
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
@@ -71,9 +72,8 @@ def _run(operation: Any, mode: GenerationMode, admin: Member) -> None:
               suppress_health_check=list(HealthCheck), phases=[Phase.generate])
     def run(case: Any) -> None:
         session = make_session(admin)
-        case.cookies = {**(case.cookies or {}), "portcullis_session": session.cookie,
-                        "portcullis_csrf": session.csrf}
-        case.call_and_validate(headers={"X-CSRF-Token": session.csrf}, checks=CHECKS)
+        case.cookies = {**(case.cookies or {}), **session.cookies}
+        case.call_and_validate(headers=csrf_headers(session), checks=CHECKS)
 
     run()
 

@@ -3,10 +3,8 @@ response time does not reveal which emails have accounts."""
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import random
-import secrets
 import statistics
 import time
 import uuid
@@ -21,6 +19,7 @@ from portcullis.accounts.models import Role, User
 from portcullis.accounts.passwords import hash_password
 from portcullis.db import tenant_session
 from tests.support.factories import Member, make_member, make_tenant
+from tests.support.web import make_client
 
 pytestmark = pytest.mark.usefixtures("stack")
 
@@ -29,11 +28,6 @@ ROUNDS = "10"  # bcrypt at a real cost, so that it (not noise) dominates a login
 TRIES = 20
 ACCOUNTS = 4  # TRIES / ACCOUNTS + warm-up failures stay under 10 per account
 WRONG = "a wrong password, long enough"
-TEST_NET = ipaddress.ip_network("198.18.0.0/15")
-
-
-def _ip() -> str:
-    return str(TEST_NET[secrets.randbelow(TEST_NET.num_addresses - 2) + 1])
 
 
 @pytest.fixture
@@ -63,8 +57,7 @@ def _accounts() -> list[Member]:
 
 
 def _timed_login(app: Flask, email: str) -> float:
-    client = app.test_client()
-    client.environ_base["REMOTE_ADDR"] = _ip()  # one address per try: no per-IP limit
+    client = make_client(app)  # one address per try: no per-IP limit
     started = time.perf_counter()
     response = client.post(LOGIN, json={"email": email, "password": WRONG})
     elapsed = time.perf_counter() - started

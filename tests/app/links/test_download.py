@@ -7,7 +7,6 @@ import io
 import logging
 import secrets
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,29 +18,12 @@ from flask import Flask
 from config import get_settings
 from devstack.process import ServiceProcess, free_port
 from portcullis.clients.object_store import CHUNK_SIZE, ObjectStore
-from portcullis.db import tenant_session
 from portcullis.errors import DependencyUnavailable
-from portcullis.links import service as links
-from tests.support.factories import make_tenant
+from tests.support.factories import make_export_link
 from tests.support.sentry import assert_absent, recording_sentry
 from tests.support.web import start_web
 
 pytestmark = pytest.mark.usefixtures("stack")
-
-
-def _shared(data: bytes) -> tuple[str, str]:
-    """A live link to a stored object: (its token, the object's key)."""
-    settings = get_settings()
-    key = f"test-downloads/{secrets.token_hex(12)}"
-    ObjectStore.from_settings(settings).put_stream(settings.S3_BUCKET, key, io.BytesIO(data),
-                                                   "application/octet-stream")
-    tenant_id = make_tenant("Downloads")
-    with tenant_session(tenant_id) as db:
-        new = links.create(db, tenant_id, kind="export", bucket=settings.S3_BUCKET,
-                           object_key=key, filename="report.bin",
-                           content_type="application/octet-stream", size=len(data),
-                           expires_in=timedelta(minutes=10))
-    return new.url.rsplit("/s/", 1)[1], key
 
 
 def _flushed_log(web: ServiceProcess, port: int) -> str:
@@ -70,7 +52,7 @@ def web_without_storage(
 def test_storage_down_is_a_503_problem_and_no_log_shows_the_token(
         web_without_storage: tuple[ServiceProcess, int]) -> None:
     web, port = web_without_storage
-    token, _ = _shared(b"never served")
+    token = make_export_link(b"never served").token
     response = httpx.get(f"http://127.0.0.1:{port}/s/{token}", timeout=60)
     assert response.status_code == 503, response.text
     assert response.headers["content-type"] == "application/problem+json"
@@ -86,7 +68,7 @@ def test_storage_down_is_a_503_problem_and_no_log_shows_the_token(
 def test_a_download_still_streams_every_chunk(web: tuple[ServiceProcess, int]) -> None:
     web_process, port = web
     data = secrets.token_bytes(3 * CHUNK_SIZE + 1234)  # the pre-read chunk and the rest
-    token, _ = _shared(data)
+    token = make_export_link(data).token
     response = httpx.get(f"http://127.0.0.1:{port}/s/{token}", timeout=60)
     assert response.status_code == 200
     assert response.content == data
@@ -94,10 +76,10 @@ def test_a_download_still_streams_every_chunk(web: tuple[ServiceProcess, int]) -
 
 
 def test_a_link_whose_object_is_gone_is_404(app: Flask) -> None:
-    token, key = _shared(b"soon gone")
+    link = make_export_link(b"soon gone")
     settings = get_settings()
-    ObjectStore.from_settings(settings).delete(settings.S3_BUCKET, key)
-    response = app.test_client().get(f"/s/{token}")
+    ObjectStore.from_settings(settings).delete(settings.S3_BUCKET, link.object_key)
+    response = app.test_client().get(link.path)
     assert response.status_code == 404
     assert response.get_json()["code"] == "not_found"
 
@@ -119,7 +101,7 @@ def test_a_mid_stream_failure_cuts_the_response_and_hides_the_token(
         app: Flask, monkeypatch: pytest.MonkeyPatch, app_log: io.StringIO) -> None:
     """Headers are out, then storage fails: the body is cut short (an error, not a short
     'complete' body); the app log and the Sentry event never show the token."""
-    token, _ = _shared(secrets.token_bytes(2 * CHUNK_SIZE))
+    token = make_export_link(secrets.token_bytes(2 * CHUNK_SIZE)).token
 
     def first_chunk_then_fail(body: Any, chunk_size: int) -> Iterator[bytes]:
         try:

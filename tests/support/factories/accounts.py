@@ -77,9 +77,14 @@ class LoggedIn:
     cookie: str
     csrf: str
 
+    @property
+    def cookies(self) -> dict[str, str]:
+        """The session and CSRF cookies a browser holds after this login."""
+        return {"portcullis_session": self.cookie, "portcullis_csrf": self.csrf}
+
     def attach(self, client: FlaskClient) -> FlaskClient:
-        client.set_cookie("portcullis_session", self.cookie, domain="localhost")
-        client.set_cookie("portcullis_csrf", self.csrf, domain="localhost")
+        for name, value in self.cookies.items():
+            client.set_cookie(name, value, domain="localhost")
         return client
 
 
