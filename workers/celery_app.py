@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from celery.signals import beat_init, celeryd_init, worker_process_init
+from celery.signals import beat_init, celeryd_init, setup_logging, worker_process_init
 
 import portcullis.models  # noqa: F401 - every table, so foreign keys resolve
 from config import Settings, get_settings
@@ -78,16 +78,22 @@ def create_celery(settings: Settings | None = None) -> Celery:
 celery_app = create_celery()
 
 
+@setup_logging.connect
+def _configure_logging(**_: Any) -> None:
+    """Our scrubbing log handlers instead of Celery's, when a worker or beat sets up logging
+    (before Celery redirects stdout and stderr to the log), never on import."""
+    configure_logging()
+
+
 @celeryd_init.connect
 def _configure_worker(**_: Any) -> None:
-    """Logging and Sentry for a worker, when a worker starts (never on import)."""
+    """Sentry for a worker, when a worker starts (never on import)."""
     configure_logging()
     configure_sentry("worker")
 
 
 @beat_init.connect
 def _configure_beat(**_: Any) -> None:
-    configure_logging()
     configure_sentry("beat")
 
 
