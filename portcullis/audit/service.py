@@ -27,32 +27,11 @@ from portcullis.pagination import Page, PageRequest, keyset
 from portcullis.redaction import scrub
 
 __all__ = [
-    "ACTIONS", "FORMATS", "IDENTIFIER", "Actor", "AuditRecord", "EventFilter",
+    "ACTIONS", "FORMATS", "IDENTIFIER", "AuditRecord", "EventFilter",
     "Severity", "Target", "Verification", "audit_log", "count_events", "event_json", "iter_chain",
     "list_events", "record", "severity_of", "spool_file", "tenants_with_events",
     "verify_chain", "verify_chains", "write_export",
 ]
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Transitional: an actor that is not (yet) a ``Caller``. Being replaced by
-    ``portcullis.callers.Caller`` everywhere; new code passes a Caller."""
-
-    type: str  # user, access_key, operator, system
-    id: str | None = None
-
-    @classmethod
-    def system(cls) -> Actor:
-        return cls("system", None)
-
-    @property
-    def actor_type(self) -> str:
-        return self.type
-
-    @property
-    def actor_id(self) -> str | None:
-        return self.id
 
 
 @dataclass(frozen=True)
@@ -64,7 +43,7 @@ class Target:
 @dataclass(frozen=True)
 class AuditRecord:
     action: str
-    actor: Caller | Actor
+    actor: Caller
     tenant_id: uuid.UUID | None
     severity: Severity = Severity.info
     target: Target | None = None

@@ -12,7 +12,8 @@ from sqlalchemy.exc import DBAPIError, ProgrammingError
 from devstack.stack import LocalStack
 from portcullis.accounts.models import Membership, User
 from portcullis.audit.models import AuditEvent
-from portcullis.audit.service import Actor, AuditRecord, audit_log
+from portcullis.audit.service import AuditRecord, audit_log
+from portcullis.callers import Caller
 from portcullis.db import system_session, tenant_session
 from portcullis.db.engine import get_engine
 from portcullis.jobs.models import Job
@@ -29,7 +30,7 @@ def _seed() -> tuple[uuid.UUID, uuid.UUID]:
         make_member(tenant)
         with tenant_session(tenant) as db:
             create_job(db, tenant_id=tenant, kind="sample", task_name="tasks.default.none")
-            audit_log.record(db, AuditRecord("sample.happened", Actor.system(), tenant))
+            audit_log.record(db, AuditRecord("sample.happened", Caller.system(tenant), tenant))
     return a, b
 
 
