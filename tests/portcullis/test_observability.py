@@ -18,6 +18,7 @@ from portcullis.accounts.models import Role
 from portcullis.redaction import REDACTED
 from tests.support.factories import make_member, make_session, make_tenant
 from tests.support.sentry import assert_absent, recording_sentry
+from tests.support.web import make_client
 
 pytestmark = pytest.mark.usefixtures("stack")
 
@@ -73,8 +74,7 @@ def test_a_crash_in_a_credential_view_ships_no_credential(
         return real_before_send(event, hint)
 
     monkeypatch.setattr(observability, "_before_send", spy)
-    client = logged_in.attach(app.test_client())
-    client.environ_base["REMOTE_ADDR"] = f"198.51.100.{10 + list(CASES).index(name)}"
+    client = make_client(app, logged_in, ip=f"198.51.100.{10 + list(CASES).index(name)}")
     with recording_sentry(monkeypatch) as sentry:
         response = client.post(case.path, json=case.body(password, token), headers={
             "X-CSRF-Token": logged_in.csrf, "Authorization": authorization})

@@ -11,14 +11,10 @@ from flask.testing import FlaskClient
 
 from devstack.stack import LocalStack
 from tests.support.mail import link_token, wait_for_mail
+from tests.support.web import csrf_headers
 
 pytestmark = pytest.mark.usefixtures("worker")
 PASSWORD = "a sturdy passphrase 2026"
-
-
-def _csrf(client: FlaskClient) -> dict[str, str]:
-    cookie = client.get_cookie("portcullis_csrf")
-    return {"X-CSRF-Token": cookie.value if cookie else ""}
 
 
 def _signup(client: FlaskClient, stack: LocalStack) -> str:
@@ -45,11 +41,11 @@ def test_signup_verify_login_enrol_and_logout(app: Flask, stack: LocalStack) -> 
     blocked = client.get("/api/v1/members")
     assert blocked.status_code == 403 and blocked.get_json()["code"] == "mfa_enrollment_required"
 
-    enrol = client.post("/api/v1/auth/mfa/enroll", headers=_csrf(client))
+    enrol = client.post("/api/v1/auth/mfa/enroll", headers=csrf_headers(client))
     assert enrol.status_code == 200
     secret = enrol.get_json()["secret"]
     assert enrol.get_json()["otpauth_uri"].startswith("otpauth://totp/")
-    confirm = client.post("/api/v1/auth/mfa/enroll/confirm", headers=_csrf(client),
+    confirm = client.post("/api/v1/auth/mfa/enroll/confirm", headers=csrf_headers(client),
                           json={"code": pyotp.TOTP(secret).now()})
     assert confirm.status_code == 200
     codes = confirm.get_json()["recovery_codes"]
@@ -62,13 +58,13 @@ def test_signup_verify_login_enrol_and_logout(app: Flask, stack: LocalStack) -> 
     sessions = client.get("/api/v1/auth/sessions").get_json()["items"]
     assert [s["current"] for s in sessions] == [True]
 
-    assert client.post("/api/v1/auth/logout", headers=_csrf(client)).status_code == 204
+    assert client.post("/api/v1/auth/logout", headers=csrf_headers(client)).status_code == 204
     assert client.get("/api/v1/auth/me").status_code == 401
 
     # The next login asks for the code; a recovery code works once.
     client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
     assert client.get("/api/v1/auth/me").get_json()["session"] == "mfa_pending"
-    recovered = client.post("/api/v1/auth/mfa/verify", headers=_csrf(client),
+    recovered = client.post("/api/v1/auth/mfa/verify", headers=csrf_headers(client),
                             json={"code": codes[0]})
     assert recovered.status_code == 200
     assert client.get("/api/v1/auth/me").get_json()["session"] == "full"

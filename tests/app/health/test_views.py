@@ -43,9 +43,10 @@ def test_database_restart_costs_no_request(app: object, stack: LocalStack) -> No
     """Pooled connections that died with the server are noticed at checkout and replaced."""
     from portcullis.accounts.models import Role
     from tests.support.factories import make_member, make_session, make_tenant
+    from tests.support.web import make_client
 
     member = make_session(make_member(make_tenant(), Role.viewonly))
-    client = member.attach(app.test_client())  # type: ignore[attr-defined]
+    client = make_client(app, member)  # type: ignore[arg-type]
     assert client.get("/api/v1/auth/me").status_code == 200
     stack["postgres"].stop()
     stack["postgres"].start()

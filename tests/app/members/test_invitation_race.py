@@ -17,6 +17,7 @@ from portcullis.accounts import lookup
 from portcullis.accounts.models import Invitation, Role, User
 from portcullis.db import system_session, tenant_session
 from tests.support.factories import make_member, make_tenant
+from tests.support.web import make_client
 
 pytestmark = pytest.mark.usefixtures("stack")
 
@@ -54,10 +55,9 @@ def test_concurrent_accepts_for_one_address_are_200_and_409(
     answers: list[tuple[int, dict]] = []
 
     def accept(token: str, ip: str) -> None:
-        client = app.test_client()
-        client.environ_base["REMOTE_ADDR"] = ip
-        response = client.post("/api/v1/invitations/accept",
-                               json={"token": token, "name": "Racer", "password": PASSWORD})
+        response = make_client(app, ip=ip).post(
+            "/api/v1/invitations/accept",
+            json={"token": token, "name": "Racer", "password": PASSWORD})
         answers.append((response.status_code, response.get_json(force=True, silent=True)))
 
     threads = [threading.Thread(target=accept, args=(token, f"198.18.7.{i + 10}"))

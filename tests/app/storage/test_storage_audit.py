@@ -15,6 +15,7 @@ from portcullis.accounts.models import Role
 from portcullis.audit.models import AuditEvent
 from portcullis.db import system_session
 from tests.support.factories import make_member, make_session, make_tenant
+from tests.support.web import csrf_headers, make_client
 
 pytestmark = pytest.mark.usefixtures("worker")
 UA = "storage-audit-test/1.0"
@@ -32,12 +33,10 @@ def test_storage_actions_are_audited(app: Flask) -> None:
     tenant = make_tenant()
     admin = make_session(make_member(tenant, Role.admin))
     staff = make_member(tenant, Role.staff)
-    client = admin.attach(app.test_client())
-    headers = {"X-CSRF-Token": admin.csrf, "User-Agent": UA}
-    env = {"REMOTE_ADDR": IP}
+    client = make_client(app, admin, ip=IP, user_agent=UA)
 
     def call(method: str, path: str, **kwargs: object) -> object:
-        return getattr(client, method)(path, headers=headers, environ_base=env, **kwargs)
+        return getattr(client, method)(path, headers=csrf_headers(admin), **kwargs)
 
     bucket = call("post", "/api/v1/buckets", json={"name": f"audit-{uuid.uuid4().hex[:6]}"})
     bucket_id = bucket.get_json()["id"]  # type: ignore[attr-defined]

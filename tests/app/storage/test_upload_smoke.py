@@ -13,6 +13,7 @@ from PIL import Image
 from devstack.clamd import EICAR
 from portcullis.accounts.models import Role
 from tests.support.factories import LoggedIn, make_member, make_session, make_tenant
+from tests.support.web import make_client
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -25,7 +26,7 @@ def _png() -> bytes:
 
 def _admin(app: Flask) -> tuple[LoggedIn, str]:
     admin = make_session(make_member(make_tenant(), Role.admin))
-    client = admin.attach(app.test_client())
+    client = make_client(app, admin)
     bucket = client.post("/api/v1/buckets", json={"name": f"b-{uuid.uuid4().hex[:8]}"},
                          headers={"X-CSRF-Token": admin.csrf})
     assert bucket.status_code == 201, bucket.get_json()
@@ -34,7 +35,7 @@ def _admin(app: Flask) -> tuple[LoggedIn, str]:
 
 def _upload(app: Flask, who: LoggedIn, bucket: str, name: str, data: bytes,
             content_type: str) -> dict:
-    client = who.attach(app.test_client())
+    client = make_client(app, who)
     response = client.post(f"/api/v1/buckets/{bucket}/uploads",
                            data={"file": (io.BytesIO(data), name, content_type)},
                            headers={"X-CSRF-Token": who.csrf},
@@ -55,7 +56,7 @@ def test_clean_png_becomes_a_file_and_a_link_serves_it(app: Flask) -> None:
     data = _png()
     verdict = _upload(app, admin, bucket, "../../etc/red\u202e.png", data, "image/png")
     assert verdict["status"] == "clean" and verdict["file_id"]
-    client = admin.attach(app.test_client())
+    client = make_client(app, admin)
     listed = client.get(f"/api/v1/buckets/{bucket}/files").get_json()["items"]
     assert [f["id"] for f in listed] == [verdict["file_id"]]
     assert listed[0]["filename"] == "red.png" and listed[0]["content_type"] == "image/png"
@@ -64,7 +65,7 @@ def test_clean_png_becomes_a_file_and_a_link_serves_it(app: Flask) -> None:
     assert link.status_code == 201
     url = link.get_json()["url"]
     assert bucket not in url and verdict["file_id"] not in url
-    download = app.test_client().get(url.replace("http://portcullis.test", ""))
+    download = make_client(app).get(url.replace("http://portcullis.test", ""))
     assert download.status_code == 200 and download.data == data
     assert download.headers["Content-Disposition"].startswith("attachment;")
 
