@@ -73,11 +73,6 @@ def _delivered(stack: LocalStack, alert: Alert, timeout: float = 30) -> dict[str
     return body
 
 
-def _wrong_code(member: Member) -> str:
-    valid = {member.totp_code(offset) for offset in range(-3, 4)}
-    return next(code for code in (f"{n:06d}" for n in range(1000)) if code not in valid)
-
-
 # --- failed logins -----------------------------------------------------------------------
 
 
@@ -245,7 +240,7 @@ def test_five_wrong_mfa_codes_for_one_user_raise_one_alert(app: Flask,
                                                           stack: LocalStack) -> None:
     tenant = make_tenant("MFA Co")
     member = make_member(tenant, Role.admin)
-    code = _wrong_code(member)
+    code = member.wrong_totp_code()
     ip = fresh_ip()
 
     # The rule counts per user, across sessions (each under its 5/min verify limit).
@@ -276,7 +271,7 @@ def test_the_mfa_lockout_raises_its_own_critical_alert_once(app: Flask,
     per-user rule's alert (at 5), the lock is alerted once, as critical."""
     tenant = make_tenant("MFA Lockout Co")
     member = make_member(tenant, Role.admin)
-    code = _wrong_code(member)
+    code = member.wrong_totp_code()
     ip = fresh_ip()
     for _ in range(2):  # five wrong codes end a session; log in again for five more
         client, csrf = _pending_session(app, member, ip)

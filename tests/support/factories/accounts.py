@@ -38,8 +38,9 @@ class Member:
         return pyotp.TOTP(self.totp_secret).at(time.time() + 30 * step_offset)
 
     def wrong_totp_code(self) -> str:
-        """Six digits that no time step near now accepts."""
-        valid = {self.totp_code(offset) for offset in range(-2, 3)}
+        """Six digits that no time step within 90 seconds of now accepts (so one wrong code
+        can be reused for a whole test)."""
+        valid = {self.totp_code(offset) for offset in range(-3, 4)}
         while True:
             code = f"{secrets.randbelow(10 ** 6):06d}"
             if code not in valid:
