@@ -10,7 +10,7 @@ import ipaddress
 import pytest
 from flask import Flask
 
-from portcullis.accounts.models import Role
+from portcullis.accounts.models import Role, SessionState
 from portcullis.audit.models import Severity
 from portcullis.jobs.models import JobStatus
 from portcullis.storage.models import UploadStatus
@@ -22,9 +22,11 @@ from tests.support.factories import (
     make_export_link,
     make_file,
     make_file_link,
+    make_invitation,
     make_job,
     make_member,
     make_operator_key,
+    make_recovery_code,
     make_session,
     make_tenant,
     make_upload,
@@ -136,3 +138,22 @@ def test_a_recorded_event_is_in_the_trail(app: Flask) -> None:
     assert item["actor"] == {"type": "user", "id": "u-1"}, item
     assert item["target"] == {"type": "member", "id": "m-1"}, item
     assert item["details"] == {"n": 1}
+
+
+def test_an_invitation_is_accepted_and_a_recovery_code_passes_the_second_factor(
+        app: Flask) -> None:
+    admin = make_member(make_tenant("Accounts Factory Co"), Role.admin)
+    email = f"invited-{admin.user_id.hex[:8]}@example.com"
+    token = make_invitation(admin, email, Role.viewonly)
+    accepted = make_client(app).post("/api/v1/invitations/accept", json={
+        "token": token, "name": "Invited", "password": "factories passphrase 7"})
+    assert accepted.status_code == 200, accepted.get_json()
+    again = make_client(app).post("/api/v1/invitations/accept", json={
+        "token": token, "name": "Invited", "password": "factories passphrase 7"})
+    assert again.status_code in {400, 409, 410}, again.get_json()
+
+    code = make_recovery_code(admin, "abcd-efgh-jkmn")
+    pending = make_session(admin, SessionState.mfa_pending)
+    verified = make_client(app, pending).post("/api/v1/auth/mfa/verify", json={"code": code},
+                                              headers=csrf_headers(pending))
+    assert verified.status_code == 200, verified.get_json()

@@ -20,13 +20,18 @@ from werkzeug.test import TestResponse
 
 from config import get_settings
 from devstack.stack import LocalStack
-from portcullis import secrets_gen
 from portcullis.accounts import mfa
 from portcullis.accounts.models import RecoveryCode, Role, SessionState
 from portcullis.audit.models import AuditEvent
 from portcullis.db import system_session, tenant_session
 from portcullis.redis_client import get_redis
-from tests.support.factories import Member, make_member, make_session, make_tenant
+from tests.support.factories import (
+    Member,
+    make_member,
+    make_recovery_code,
+    make_session,
+    make_tenant,
+)
 from tests.support.mail import wait_for_mail
 from tests.support.web import csrf_headers, log_in, make_client, problem_code
 
@@ -209,10 +214,7 @@ def test_a_valid_recovery_code_is_refused_while_locked(app: Flask) -> None:
     """The lock covers every second factor: a guessed (or stolen) recovery code is not a
     way around it, and is not used up by the refused attempt."""
     member = make_member(make_tenant(), Role.admin)
-    code = "qrst-uvwx-yz23"
-    with tenant_session(member.tenant_id) as db:
-        db.add(RecoveryCode(tenant_id=member.tenant_id, user_id=member.user_id,
-                            code_hash=secrets_gen.digest(code.replace("-", ""))))
+    code = make_recovery_code(member, "qrst-uvwx-yz23")
     _burn_a_session(app, member)
     _burn_a_session(app, member)
     client, headers = _log_in(app, member)

@@ -6,17 +6,15 @@ from __future__ import annotations
 
 import secrets
 import threading
-from datetime import UTC, datetime, timedelta
 
 import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
-from portcullis import secrets_gen
 from portcullis.accounts import lookup
-from portcullis.accounts.models import Invitation, Role, User
-from portcullis.db import system_session, tenant_session
-from tests.support.factories import make_member, make_tenant
+from portcullis.accounts.models import Role, User
+from portcullis.db import system_session
+from tests.support.factories import make_invitation, make_member, make_tenant
 from tests.support.web import make_client
 
 pytestmark = pytest.mark.usefixtures("stack")
@@ -26,15 +24,7 @@ PASSWORD = "a sturdy passphrase 2026"
 
 def _invitation(email: str) -> str:
     """A live invitation to ``email`` in a new tenant; its token."""
-    tenant_id = make_tenant("Race Co")
-    admin = make_member(tenant_id, Role.admin)
-    token = secrets.token_urlsafe(32)
-    with tenant_session(tenant_id) as db:
-        db.add(Invitation(tenant_id=tenant_id, email=email, role=Role.staff.value,
-                          invited_by_user_id=admin.user_id,
-                          token_hash=secrets_gen.digest(token),
-                          expires_at=datetime.now(UTC) + timedelta(days=1)))
-    return token
+    return make_invitation(make_member(make_tenant("Race Co"), Role.admin), email, Role.staff)
 
 
 def test_concurrent_accepts_for_one_address_are_200_and_409(

@@ -12,8 +12,17 @@ from functools import lru_cache
 import pyotp
 from flask.testing import FlaskClient
 
+from portcullis import secrets_gen
 from portcullis.accounts import totp
-from portcullis.accounts.models import Membership, Role, SessionState, User, UserSession
+from portcullis.accounts.models import (
+    Invitation,
+    Membership,
+    RecoveryCode,
+    Role,
+    SessionState,
+    User,
+    UserSession,
+)
 from portcullis.accounts.passwords import hash_password
 from portcullis.accounts.tokens import ABSOLUTE_LIFETIME, SessionClaims, csrf_token, issue
 from portcullis.db import tenant_session
@@ -110,3 +119,26 @@ def login(client: FlaskClient, role: Role = Role.admin,
 
 def timedelta_ago(seconds: float) -> datetime:
     return datetime.now(UTC) - timedelta(seconds=seconds)
+
+
+def make_recovery_code(member: Member, code: str = "qrst-uvwx-yz23") -> str:
+    """A live recovery code of ``member``, stored as enrolment stores one (the digest of the
+    code without dashes, lower case); the code as a person would type it."""
+    digest = secrets_gen.digest(code.strip().lower().replace("-", "").replace(" ", ""))
+    with tenant_session(member.tenant_id) as db:
+        db.add(RecoveryCode(tenant_id=member.tenant_id, user_id=member.user_id,
+                            code_hash=digest))
+    return code
+
+
+def make_invitation(inviter: Member, email: str, role: Role = Role.staff, *,
+                    expires_in: timedelta = timedelta(days=1)) -> str:
+    """A live invitation to ``email`` in the inviter's tenant, as if its email had been
+    sent (the worker mints the token then); the raw token."""
+    token = secrets.token_urlsafe(32)
+    with tenant_session(inviter.tenant_id) as db:
+        db.add(Invitation(tenant_id=inviter.tenant_id, email=email, role=role.value,
+                          invited_by_user_id=inviter.user_id,
+                          token_hash=secrets_gen.digest(token),
+                          expires_at=datetime.now(UTC) + expires_in))
+    return token
