@@ -108,13 +108,39 @@ def _default_limit(url: str) -> rate_limits.DefaultLimit:
 
 def _check_default_limit() -> None:
     """RATE_LIMIT_DEFAULT per identity, before the view; unmatched paths are not counted.
-    The outcome's headers are written by ``FrontDoorHeaders`` (app/request_context.py)."""
+    The outcome's headers are written by ``FrontDoorHeaders`` (app/request_context.py).
+
+    On a route that takes a credential, a request with a session cookie counts against its
+    user: the count is sent to Redis first and read after the session row was checked (two
+    round trips at once, not one after the other). Should the session not be live (or the
+    identity's budget be another one), the count is taken back and the request counted
+    against its real key, as if in that order."""
     if request.endpoint is None or not _EXEMPT_BLUEPRINTS.isdisjoint(request.blueprints):
         return
     settings = get_settings()
-    key = rate_limit_key()
-    outcome = _default_limit(settings.REDIS_URL).hit(
-        key, rate_limits.parse(settings.RATE_LIMIT_DEFAULT))
+    limit = _default_limit(settings.REDIS_URL)
+    items = rate_limits.parse(settings.RATE_LIMIT_DEFAULT)
+    pending = None
+    if _needs_identity():
+        from app.auth.loader import session_claims
+
+        claims = session_claims(request)
+        if claims is not None:  # the rate key of a session's principal (see rate_key)
+            guess = f"user:{claims.user_id}"
+            pending = limit.start(guess, items)
+    if pending is None:
+        key = rate_limit_key()
+        outcome = limit.hit(key, items)
+    else:
+        try:
+            key = rate_limit_key()  # the session row, while Redis counts
+        except BaseException:
+            pending.refund()  # not counted: the request failed before the limit
+            raise
+        outcome = pending.outcome()
+        if key != guess:
+            pending.refund()
+            outcome = limit.hit(key, items)
     request.environ[RATE_LIMIT] = outcome
     if not outcome.allowed:
         log.info("ratelimit %s/window exceeded for %s", outcome.limit, key)

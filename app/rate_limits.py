@@ -146,19 +146,50 @@ class DefaultLimit:
         self._plans: dict[tuple[RateLimitItem, ...], _Plan] = {}
         self._generation = _process_generation[0]
 
-    def hit(self, identity: str, items: tuple[RateLimitItem, ...]) -> Outcome:
+    def _plan(self, items: tuple[RateLimitItem, ...]) -> _Plan:
         plan = self._plans.get(items)
         if plan is None:
             plan = self._plans[items] = _Plan(items, self._sha)
+        return plan
+
+    def hit(self, identity: str, items: tuple[RateLimitItem, ...]) -> Outcome:
+        plan = self._plan(items)
         if time.monotonic() >= self._redis_down_until:
             try:
                 return self._hit_redis(plan, identity)
             except (redis.RedisError, OSError, ValueError) as exc:
-                if not self._redis_down_until:
-                    log.warning("default rate limit: Redis unreachable (%s), enforcing it "
-                                "per process in memory", type(exc).__name__)
-                self._redis_down_until = time.monotonic() + RETRY_REDIS_AFTER
+                self._redis_failed(exc)
         return self._memory.hit(plan.keys(identity), items)
+
+    def start(self, identity: str, items: tuple[RateLimitItem, ...]) -> Pending | None:
+        """Send the hit and return without waiting for the answer, so that the caller can
+        do other work (the identity check's database round trip) while Redis counts; the
+        ``Pending``'s ``outcome()`` reads it. None while Redis is away (use ``hit``)."""
+        if time.monotonic() < self._redis_down_until or getattr(self._local, "pending", False):
+            return None
+        plan = self._plan(items)
+        try:
+            conn, sock = self._socket()
+            member = self._member()
+            try:
+                sock.sendall(plan.evalsha(identity, member))
+            except BaseException:
+                conn.disconnect()
+                raise
+        except (redis.RedisError, OSError) as exc:
+            self._redis_failed(exc)
+            return None
+        self._local.pending = True
+        return Pending(self, plan, identity, member, conn, sock)
+
+    def _redis_failed(self, exc: BaseException) -> None:
+        if not self._redis_down_until:
+            log.warning("default rate limit: Redis unreachable (%s), enforcing it "
+                        "per process in memory", type(exc).__name__)
+        self._redis_down_until = time.monotonic() + RETRY_REDIS_AFTER
+
+    def _member(self) -> bytes:
+        return b"%s:%d" % (_member_prefix[0], next(self._members))
 
     def _socket(self) -> tuple[redis.Connection, socket.socket]:
         local = self._local
@@ -167,6 +198,7 @@ class DefaultLimit:
             conn = self._pool.make_connection()
             conn.connect()  # AUTH, SELECT, TLS: redis-py's handshake
             local.conn, local.generation = conn, _process_generation[0]
+            local.pending = False
         sock = conn._sock
         if sock is None:  # disconnected after an error: connect again
             conn.connect()
@@ -174,26 +206,82 @@ class DefaultLimit:
         return conn, sock
 
     def _eval(self, plan: _Plan, identity: str) -> list[int]:
-        conn, sock = self._socket()
-        member = b"%s:%d" % (_member_prefix[0], next(self._members))
+        nested = getattr(self._local, "pending", False)  # this thread's socket is waiting
+        if nested:
+            conn = self._pool.make_connection()
+            conn.connect()
+            sock = conn._sock
+        else:
+            conn, sock = self._socket()
+        member = self._member()
         try:
             sock.sendall(plan.evalsha(identity, member))
-            try:
-                return _read_integers(sock)
-            except redis.exceptions.NoScriptError:  # a fresh or flushed Redis
-                sock.sendall(plan.eval(identity, member))
-                return _read_integers(sock)
+            return _read_reply(sock, plan, identity, member)
         except BaseException:
             conn.disconnect()
             raise
+        finally:
+            if nested:
+                conn.disconnect()
 
     def _hit_redis(self, plan: _Plan, identity: str) -> Outcome:
-        reply = self._eval(plan, identity)
+        return self._redis_outcome(plan, self._eval(plan, identity))
+
+    def _redis_outcome(self, plan: _Plan, reply: list[int]) -> Outcome:
         if self._redis_down_until:
             log.warning("default rate limit: Redis is back")
             self._redis_down_until = 0.0
         windows = [(reply[i], reply[i + 1] / 1e6) for i in range(2, len(reply), 2)]
         return _outcome(plan.items, reply[0] / 1e6, reply[1], windows)
+
+
+class Pending:
+    """A hit sent to Redis and not read yet (``DefaultLimit.start``)."""
+
+    def __init__(self, limit: DefaultLimit, plan: _Plan, identity: str, member: bytes,
+                 conn: redis.Connection, sock: socket.socket) -> None:
+        self._limit, self._plan, self._identity, self._member = limit, plan, identity, member
+        self._conn, self._sock = conn, sock
+        self._outcome: Outcome | None = None
+        self._counted_in_redis = False
+
+    def outcome(self) -> Outcome:
+        """Read the answer (once); if Redis failed meanwhile, the hit is counted in memory."""
+        if self._outcome is not None:
+            return self._outcome
+        limit = self._limit
+        try:
+            reply = _read_reply(self._sock, self._plan, self._identity, self._member)
+            self._outcome = limit._redis_outcome(self._plan, reply)
+            self._counted_in_redis = self._outcome.allowed
+        except (redis.RedisError, OSError, ValueError) as exc:
+            self._conn.disconnect()
+            limit._redis_failed(exc)
+            self._outcome = limit._memory.hit(self._plan.keys(self._identity),
+                                              self._plan.items)
+        except BaseException:
+            self._conn.disconnect()
+            raise
+        finally:
+            limit._local.pending = False
+        return self._outcome
+
+    def refund(self) -> None:
+        """Take the hit back (the request turned out to count against someone else): its
+        member leaves every window it entered, as if it had never been sent. Best effort:
+        a refund Redis does not get leaves one hit in the window until it moves on."""
+        self.outcome()
+        if not self._counted_in_redis:
+            return  # refused (nothing was recorded) or counted in memory
+        self._counted_in_redis = False
+        conn, sock = self._limit._socket()
+        keys = self._plan.keys(self._identity)
+        try:
+            sock.sendall(b"".join(_command(b"ZREM", k.encode(), self._member) for k in keys))
+            _read_lines(sock, len(keys))
+        except (redis.RedisError, OSError, ValueError) as exc:
+            conn.disconnect()
+            log.warning("default rate limit: a refund was lost (%s)", type(exc).__name__)
 
 
 # A fresh member prefix in every process (so members of two processes never clash) and a
@@ -240,6 +328,31 @@ class _Plan:
 
     def eval(self, identity: str, member: bytes) -> bytes:
         return self._eval + self._rest(identity, member)
+
+
+def _command(*parts: bytes) -> bytes:
+    return b"*%d\r\n" % len(parts) + b"".join(_bulk(p) for p in parts)
+
+
+def _read_reply(sock: socket.socket, plan: _Plan, identity: str, member: bytes) -> list[int]:
+    try:
+        return _read_integers(sock)
+    except redis.exceptions.NoScriptError:  # a fresh or flushed Redis
+        sock.sendall(plan.eval(identity, member))
+        return _read_integers(sock)
+
+
+def _read_lines(sock: socket.socket, count: int) -> None:
+    """``count`` simple replies (integers); an error reply raises."""
+    buf = b""
+    while buf.count(b"\r\n") < count:
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise redis.ConnectionError("Redis closed the connection mid-reply")
+        buf += chunk
+    for line in buf.split(b"\r\n")[:count]:
+        if line[:1] == b"-":
+            raise redis.ResponseError(line[1:].decode("utf-8", "replace"))
 
 
 def _read_integers(sock: socket.socket) -> list[int]:

@@ -113,6 +113,16 @@ def load_identity(request: Request) -> Principal | None:
     return identity_from_session(claims, request_origin())
 
 
+def session_claims(request: Request) -> SessionClaims | None:
+    """The verified claims of the request's session cookie when the cookie is what
+    authenticates it (no ``Authorization`` header), else None. For the default rate limit,
+    which sends its count while ``load_identity`` checks the session row."""
+    if request.headers.get("Authorization"):
+        return None
+    token = request.cookies.get(SESSION_COOKIE)
+    return _verified.claims(token) if token else None
+
+
 def init_auth(app: Flask) -> None:
     # What LoginManager.init_app does, minus its after_request hook: that hook maintains
     # flask-login's "remember me" cookie, which this app never issues (no login_user; the

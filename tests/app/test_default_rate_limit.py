@@ -4,14 +4,23 @@ limit of a list must have room, and the numbers the RateLimit-* headers show."""
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
+from flask import Flask
+from sqlalchemy import update
 
 from app.rate_limits import DefaultLimit, parse
 from config import get_settings
+from portcullis.accounts.models import Role, UserSession
+from portcullis.db import tenant_session
+from tests.support.factories import make_member, make_session, make_tenant
+from tests.support.web import fresh_ip, make_client
 
 pytestmark = pytest.mark.usefixtures("stack")
 
@@ -75,3 +84,67 @@ def test_without_redis_the_same_limit_holds_in_memory() -> None:
     assert [limit.hit(who, items).allowed for _ in range(5)] == [True, True, True, False,
                                                                  False]
     assert limit.hit(_identity(), items).allowed
+
+
+def test_a_hit_sent_ahead_counts_like_one_and_a_refund_takes_it_back(
+        limit: DefaultLimit) -> None:
+    items, who = parse("3/minute"), _identity()
+    assert limit.hit(who, items).remaining == 2
+    pending = limit.start(who, items)
+    assert pending is not None
+    assert limit.hit(_identity(), items).allowed  # the thread's socket is busy: no mix-up
+    outcome = pending.outcome()
+    assert outcome.allowed and outcome.remaining == 1
+    pending.refund()
+    assert limit.hit(who, items).remaining == 1  # the refunded hit left the window
+    assert limit.hit(who, items).remaining == 0
+    refused = limit.start(who, items)
+    assert refused is not None and not refused.outcome().allowed
+    refused.refund()  # nothing was recorded for it: nothing to take back
+    assert not limit.hit(who, items).allowed
+
+
+def test_without_redis_nothing_is_sent_ahead() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    limit = DefaultLimit(f"redis://127.0.0.1:{port}/0")
+    assert limit.start(_identity(), parse("3/minute")) is None
+    assert limit.hit(_identity(), parse("3/minute")).allowed  # in memory
+
+
+@pytest.fixture
+def three_a_minute() -> Iterator[Flask]:
+    """An app built with RATE_LIMIT_DEFAULT=3/minute; the settings are restored."""
+    saved = os.environ.get("RATE_LIMIT_DEFAULT")
+    os.environ["RATE_LIMIT_DEFAULT"] = "3/minute"
+    get_settings.cache_clear()
+    try:
+        from app import create_app
+
+        yield create_app()
+    finally:
+        if saved is None:
+            os.environ.pop("RATE_LIMIT_DEFAULT", None)
+        else:
+            os.environ["RATE_LIMIT_DEFAULT"] = saved
+        get_settings.cache_clear()
+
+
+def test_a_dead_sessions_requests_count_against_the_address_not_the_user(
+        three_a_minute: Flask) -> None:
+    """A session's count is sent to Redis while its row is checked; when the row says the
+    session is over, that count is taken back and the address pays, as before."""
+    member = make_member(make_tenant(), Role.viewonly)
+    live, dead = make_session(member), make_session(member)
+    with tenant_session(member.tenant_id) as db:
+        db.execute(update(UserSession).where(UserSession.id == dead.session_id)
+                   .values(revoked_at=datetime.now(UTC)))
+    ip = fresh_ip()
+    for remaining in ("2", "1", "0"):
+        answer = make_client(three_a_minute, dead, ip=ip).get("/api/v1/auth/me")
+        assert answer.status_code == 401
+        assert answer.headers["RateLimit-Remaining"] == remaining  # the address's budget
+    assert make_client(three_a_minute, dead, ip=ip).get("/api/v1/auth/me").status_code == 429
+    first = make_client(three_a_minute, live, ip=ip).get("/api/v1/auth/me")
+    assert first.status_code == 200 and first.headers["RateLimit-Remaining"] == "2"
