@@ -31,7 +31,7 @@ class Kind(StrEnum):
     user = "user"  # a browser or API session of a member
     access_key = "access_key"  # acts as itself, with its creator's role and its own scopes
     operator = "operator"  # a platform operator key or the operator CLI
-    sftp = "sftp"  # an SFTP account's login (its files, not a member)
+    sftp = "sftp_account"  # an SFTP account's login (its files, not a member; API.md)
     system = "system"  # a worker, beat or the CLI acting for the product
     anonymous = "anonymous"  # before authentication (failed logins, signup, resets)
 
