@@ -24,7 +24,7 @@ def upgrade() -> None:
         LANGUAGE plpgsql AS $$
         BEGIN
             UPDATE share_links SET revoked_at = now()
-             WHERE file_id = OLD.id AND revoked_at IS NULL;
+             WHERE tenant_id = OLD.tenant_id AND file_id = OLD.id AND revoked_at IS NULL;
             RETURN OLD;
         END $$
     """)
