@@ -106,48 +106,107 @@ def _default_limit(url: str) -> rate_limits.DefaultLimit:
     return rate_limits.DefaultLimit(url)
 
 
+PENDING = "portcullis.rate_limit_pending"  # WSGI environ: a count sent by EarlyLimit
+HINTS = "portcullis.route_hints"  # app.extensions: how each (method, path) was counted
+PER_ADDRESS, PER_IDENTITY = "per-address", "per-identity"
+_MAX_HINTS = 4096
+
+
+class EarlyLimit:
+    """WSGI middleware: a request to a route already seen to be counted per client address
+    (a route that takes no credential, or one that does when the request carries none) has
+    its count sent to Redis before Flask even builds the request, so that the answer is
+    usually there when ``_check_default_limit`` reads it: the thread goes on instead of
+    sleeping on the round trip. ``_check_default_limit`` still decides the key; a count
+    sent for another key (or for a request that never reached it) is taken back."""
+
+    def __init__(self, wsgi_app: Callable[..., Any], hints: dict[tuple[str, str], str],
+                 session_cookie: str) -> None:
+        self.wsgi_app = wsgi_app
+        self.hints = hints
+        self.session_cookie = f"{session_cookie}="
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        hint = self.hints.get((environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", "")))
+        if hint is None or (hint == PER_IDENTITY and (
+                "HTTP_AUTHORIZATION" in environ
+                or self.session_cookie in environ.get("HTTP_COOKIE", ""))):
+            return self.wsgi_app(environ, start_response)
+        from app.request_context import CLIENT_IP, client_ip_of
+
+        settings = get_settings()
+        ip = environ[CLIENT_IP] = client_ip_of(environ)
+        pending = _default_limit(settings.REDIS_URL).start(
+            f"ip:{ip}", rate_limits.parse(settings.RATE_LIMIT_DEFAULT))
+        if pending is None:
+            return self.wsgi_app(environ, start_response)
+        environ[PENDING] = pending
+        try:
+            return self.wsgi_app(environ, start_response)
+        finally:
+            if environ.pop(PENDING, None) is not None:  # never reached the limit's check
+                pending.refund()
+
+
 def _check_default_limit() -> None:
     """RATE_LIMIT_DEFAULT per identity, before the view; unmatched paths are not counted.
     The outcome's headers are written by ``FrontDoorHeaders`` (app/request_context.py).
 
-    On a route that takes a credential, a request with a session cookie counts against its
-    user: the count is sent to Redis first and read after the session row was checked (two
-    round trips at once, not one after the other). Should the session not be live (or the
-    identity's budget be another one), the count is taken back and the request counted
-    against its real key, as if in that order."""
+    Counts are sent ahead where the key can be known early, so that the answer is read
+    after other work instead of waited for: per address by ``EarlyLimit``, and, on a route
+    that takes a credential, a session cookie's count against its user before its row is
+    checked (two round trips at once, not one after the other). A count sent for a key the
+    request turns out not to have (a session that is not live, say) is taken back and the
+    request counted against its real key, as if in that order."""
+    pending: rate_limits.Pending | None = request.environ.pop(PENDING, None)
     if request.endpoint is None or not _EXEMPT_BLUEPRINTS.isdisjoint(request.blueprints):
+        if pending is not None:
+            pending.refund()
         return
     settings = get_settings()
     limit = _default_limit(settings.REDIS_URL)
     items = rate_limits.parse(settings.RATE_LIMIT_DEFAULT)
-    pending = None
-    if _needs_identity():
+    needs_identity = _needs_identity()
+    if pending is None and needs_identity:
         from app.auth.loader import session_claims
 
         claims = session_claims(request)
         if claims is not None:  # the rate key of a session's principal (see rate_key)
-            guess = f"user:{claims.user_id}"
-            pending = limit.start(guess, items)
+            pending = limit.start(f"user:{claims.user_id}", items)
     if pending is None:
         key = rate_limit_key()
         outcome = limit.hit(key, items)
     else:
         try:
-            key = rate_limit_key()  # the session row, while Redis counts
+            key = rate_limit_key()  # for a session, its row: while Redis counts
         except BaseException:
             pending.refund()  # not counted: the request failed before the limit
             raise
         outcome = pending.outcome()
-        if key != guess:
+        if key != pending.identity or items != pending.items:
             pending.refund()
             outcome = limit.hit(key, items)
+    _learn(PER_IDENTITY if needs_identity else PER_ADDRESS)
     request.environ[RATE_LIMIT] = outcome
     if not outcome.allowed:
         log.info("ratelimit %s/window exceeded for %s", outcome.limit, key)
         raise TooManyRequests()
 
 
+def _learn(hint: str) -> None:
+    hints: dict[tuple[str, str], str] = current_app.extensions[HINTS]
+    where = (request.environ.get("REQUEST_METHOD", ""), request.environ.get("PATH_INFO", ""))
+    if hints.get(where) != hint:
+        if len(hints) >= _MAX_HINTS:
+            hints.clear()
+        hints[where] = hint
+
+
 def init_rate_limits(app: Flask) -> None:
+    from app.auth.loader import SESSION_COOKIE
+
+    hints = app.extensions[HINTS] = {}
+    app.wsgi_app = EarlyLimit(app.wsgi_app, hints, SESSION_COOKIE)  # type: ignore[method-assign]
     app.config["RATELIMIT_STORAGE_URI"] = get_settings().REDIS_URL
     app.config["RATELIMIT_STORAGE_OPTIONS"] = {"socket_connect_timeout": 2,
                                                "socket_timeout": 2}

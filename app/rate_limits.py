@@ -16,11 +16,14 @@ The limits of single routes (failed logins, MFA codes) stay flask-limiter decora
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import hashlib
 import itertools
 import logging
 import os
 import socket
+import ssl
 import threading
 import time
 from collections import deque
@@ -172,7 +175,7 @@ class DefaultLimit:
             conn, sock = self._socket()
             member = self._member()
             try:
-                sock.sendall(plan.evalsha(identity, member))
+                _send(sock, plan.evalsha(identity, member))
             except BaseException:
                 conn.disconnect()
                 raise
@@ -215,7 +218,7 @@ class DefaultLimit:
             conn, sock = self._socket()
         member = self._member()
         try:
-            sock.sendall(plan.evalsha(identity, member))
+            _send(sock, plan.evalsha(identity, member))
             return _read_reply(sock, plan, identity, member)
         except BaseException:
             conn.disconnect()
@@ -244,6 +247,14 @@ class Pending:
         self._conn, self._sock = conn, sock
         self._outcome: Outcome | None = None
         self._counted_in_redis = False
+
+    @property
+    def identity(self) -> str:
+        return self._identity
+
+    @property
+    def items(self) -> tuple[RateLimitItem, ...]:
+        return self._plan.items
 
     def outcome(self) -> Outcome:
         """Read the answer (once); if Redis failed meanwhile, the hit is counted in memory."""
@@ -277,7 +288,7 @@ class Pending:
         conn, sock = self._limit._socket()
         keys = self._plan.keys(self._identity)
         try:
-            sock.sendall(b"".join(_command(b"ZREM", k.encode(), self._member) for k in keys))
+            _send(sock, b"".join(_command(b"ZREM", k.encode(), self._member) for k in keys))
             _read_lines(sock, len(keys))
         except (redis.RedisError, OSError, ValueError) as exc:
             conn.disconnect()
@@ -330,6 +341,57 @@ class _Plan:
         return self._eval + self._rest(identity, member)
 
 
+# The socket I/O of a limit check keeps the GIL. Python's socket calls release it around
+# every system call, even one that cannot wait, and under gunicorn's threads that hands the
+# GIL to another thread and back: two context switches and cold caches, which cost a busy
+# worker more than the round trip itself. The commands and replies here are a few dozen
+# bytes: a non-blocking send always fits in the socket's buffer, and a reply that has
+# already arrived (``start`` sends ahead for that) is read at once. Anything else (a full
+# buffer, a reply still on its way, TLS, no libc) goes through the socket's own calls.
+_MSG_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
+_MSG_NOSIGNAL = getattr(socket, "MSG_NOSIGNAL", 0)
+try:
+    _libc = ctypes.PyDLL(None, use_errno=True)  # PyDLL: calls keep the GIL
+    _libc.send.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int]
+    _libc.send.restype = ctypes.c_ssize_t
+    _libc.recv.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    _libc.recv.restype = ctypes.c_ssize_t
+    _NATIVE = bool(_MSG_DONTWAIT)
+except (OSError, AttributeError):  # not a libc platform: the socket's own calls only
+    _NATIVE = False
+_WOULD_BLOCK = (errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR)
+_RECV_SIZE = 4096
+_recv_buffers = threading.local()
+
+
+def _send(sock: socket.socket, data: bytes) -> None:
+    if _NATIVE and not isinstance(sock, ssl.SSLSocket):
+        sent = _libc.send(sock.fileno(), data, len(data), _MSG_DONTWAIT | _MSG_NOSIGNAL)
+        if sent == len(data):
+            return
+        if sent < 0:
+            code = ctypes.get_errno()
+            if code not in _WOULD_BLOCK:
+                raise OSError(code, os.strerror(code))
+            sent = 0
+        data = data[sent:]
+    sock.sendall(data)
+
+
+def _recv(sock: socket.socket) -> bytes:
+    if _NATIVE and not isinstance(sock, ssl.SSLSocket):
+        buffer = getattr(_recv_buffers, "buffer", None)
+        if buffer is None:
+            buffer = _recv_buffers.buffer = ctypes.create_string_buffer(_RECV_SIZE)
+        got = _libc.recv(sock.fileno(), buffer, _RECV_SIZE, _MSG_DONTWAIT)
+        if got >= 0:
+            return buffer.raw[:got]  # b"" when Redis closed the connection
+        code = ctypes.get_errno()
+        if code not in _WOULD_BLOCK:
+            raise OSError(code, os.strerror(code))
+    return sock.recv(_RECV_SIZE)  # not there yet: wait for it, the GIL released
+
+
 def _command(*parts: bytes) -> bytes:
     return b"*%d\r\n" % len(parts) + b"".join(_bulk(p) for p in parts)
 
@@ -338,7 +400,7 @@ def _read_reply(sock: socket.socket, plan: _Plan, identity: str, member: bytes) 
     try:
         return _read_integers(sock)
     except redis.exceptions.NoScriptError:  # a fresh or flushed Redis
-        sock.sendall(plan.eval(identity, member))
+        _send(sock, plan.eval(identity, member))
         return _read_integers(sock)
 
 
@@ -346,7 +408,7 @@ def _read_lines(sock: socket.socket, count: int) -> None:
     """``count`` simple replies (integers); an error reply raises."""
     buf = b""
     while buf.count(b"\r\n") < count:
-        chunk = sock.recv(4096)
+        chunk = _recv(sock)
         if not chunk:
             raise redis.ConnectionError("Redis closed the connection mid-reply")
         buf += chunk
@@ -357,7 +419,7 @@ def _read_lines(sock: socket.socket, count: int) -> None:
 
 def _read_integers(sock: socket.socket) -> list[int]:
     """The script's reply: an array of integers, or an error (NOSCRIPT among them)."""
-    buf = sock.recv(4096)
+    buf = _recv(sock)
     while True:
         if not buf:
             raise redis.ConnectionError("Redis closed the connection")
@@ -373,7 +435,7 @@ def _read_integers(sock: socket.socket) -> list[int]:
             lines = buf[:-2].split(b"\r\n")
             if len(lines) == int(lines[0][1:]) + 1:
                 return [int(line[1:]) for line in lines[1:]]
-        chunk = sock.recv(4096)
+        chunk = _recv(sock)
         if not chunk:
             raise redis.ConnectionError("Redis closed the connection mid-reply")
         buf += chunk

@@ -17,23 +17,29 @@ from config import get_settings
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 REQUEST_ID = "portcullis.request_id"  # WSGI environ keys
 RATE_LIMIT = "portcullis.rate_limit"  # the default limit's Outcome for this request
+CLIENT_IP = "portcullis.client_ip"  # resolved once, by whichever needs it first
 
 
 def client_ip() -> str:
     """The TCP peer, or the right-most X-Forwarded-For hop not in TRUSTED_PROXIES."""
-    peer = request.remote_addr or "0.0.0.0"  # noqa: S104 - only a placeholder address
+    return client_ip_of(request.environ)
+
+
+def client_ip_of(environ: dict[str, Any]) -> str:
+    """``client_ip`` from a WSGI environ (before Flask has a request)."""
+    peer = environ.get("REMOTE_ADDR") or "0.0.0.0"  # noqa: S104 - only a placeholder address
     proxies = get_settings().TRUSTED_PROXIES
     if not proxies or not _in(peer, proxies):
-        return peer
-    hops = [h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",")]
+        return str(peer)
+    hops = [h.strip() for h in environ.get("HTTP_X_FORWARDED_FOR", "").split(",")]
     for hop in reversed([h for h in hops if h]):
         try:
             ipaddress.ip_address(hop)
         except ValueError:
-            return peer  # a malformed chain is not trusted past this point
+            return str(peer)  # a malformed chain is not trusted past this point
         if not _in(hop, proxies):
             return hop
-    return peer
+    return str(peer)
 
 
 def _in(address: str, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
@@ -138,6 +144,6 @@ def init_request_context(app: Flask) -> None:
     @app.before_request
     def _begin() -> None:
         g.request_id = request.environ.get(REQUEST_ID) or _request_id(request.environ)
-        g.client_ip = client_ip()
+        g.client_ip = request.environ.get(CLIENT_IP) or client_ip()
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=g.request_id)

@@ -148,3 +148,33 @@ def test_a_dead_sessions_requests_count_against_the_address_not_the_user(
     assert make_client(three_a_minute, dead, ip=ip).get("/api/v1/auth/me").status_code == 429
     first = make_client(three_a_minute, live, ip=ip).get("/api/v1/auth/me")
     assert first.status_code == 200 and first.headers["RateLimit-Remaining"] == "2"
+
+
+def test_counts_sent_ahead_are_each_counted_once_and_never_on_exempt_routes(
+        three_a_minute: Flask) -> None:
+    """Once a route is known to count per address, its count is sent before Flask builds
+    the request; each request still counts exactly once, a credential's request counts
+    against the credential, and exempt or unknown paths are never counted."""
+    ip = fresh_ip()
+    for _ in range(3):  # exempt: never counted, however often
+        assert make_client(three_a_minute, ip=ip).get("/healthz").status_code == 200
+    assert make_client(three_a_minute, ip=ip).get("/nowhere").status_code == 404
+    remaining = [make_client(three_a_minute, ip=ip).get("/api/v1/auth/me")
+                 .headers["RateLimit-Remaining"] for _ in range(3)]
+    assert remaining == ["2", "1", "0"]  # anonymous: the address's budget, one each
+    assert make_client(three_a_minute, ip=ip).get("/api/v1/auth/me").status_code == 429
+    member = make_session(make_member(make_tenant(), Role.viewonly))
+    answer = make_client(three_a_minute, member, ip=ip).get("/api/v1/auth/me")
+    assert answer.status_code == 200 and answer.headers["RateLimit-Remaining"] == "2"
+
+
+def test_the_same_counts_through_the_sockets_own_calls(
+        limit: DefaultLimit, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where libc's calls are not used (TLS, another platform), the socket's do the same."""
+    from app import rate_limits
+
+    monkeypatch.setattr(rate_limits, "_NATIVE", False)
+    items, who = parse("2/minute"), _identity()
+    assert [limit.hit(who, items).remaining for _ in range(2)] == [1, 0]
+    pending = limit.start(who, items)
+    assert pending is not None and not pending.outcome().allowed
