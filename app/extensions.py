@@ -18,7 +18,7 @@ from config import get_settings
 
 log = logging.getLogger(__name__)
 
-class _RequestLoaderOnly(LoginManager):
+class _RequestLoaderOnly(LoginManager):  # type: ignore[misc]
     """flask-login, for the one way this app authenticates: its request loader
     (app/auth/loader.py). flask-login's own ``_load_user`` first hashes the client's address
     and user agent (session protection, on every request, even when it is off), then looks
@@ -46,7 +46,7 @@ def rate_limit_key() -> str:
     anonymous and on public routes whatever the headers, so a ``Bearer`` key (which any admin
     can mint) never buys a fresh budget for signup, login, resets or share links."""
     if _needs_identity():
-        caller = current_user._get_current_object()  # type: ignore[attr-defined]
+        caller = current_user._get_current_object()
         if getattr(caller, "is_authenticated", False):
             return str(caller.rate_key)
     return f"ip:{getattr(g, 'client_ip', None) or 'unknown'}"
@@ -98,7 +98,7 @@ _EXEMPT_BLUEPRINTS: set[str] = set()
 
 def exempt_from_default_limit(*blueprints: object) -> None:
     """Routes of these blueprints (and of blueprints nested in them) are never counted."""
-    _EXEMPT_BLUEPRINTS.update(getattr(b, "name", b) for b in blueprints)  # type: ignore[misc]
+    _EXEMPT_BLUEPRINTS.update(str(getattr(b, "name", b)) for b in blueprints)
 
 
 @lru_cache(maxsize=1)

@@ -50,7 +50,7 @@ if _settings.TLS_CERT_PATH:
         return context
 
 
-class RedactingLogger(Logger):
+class RedactingLogger(Logger):  # type: ignore[misc]
     """Access log lines and gunicorn's ``Error handling request`` line show
     ``/s/<redacted>`` for a share link (decided on the decoded path, so no case or
     percent-encoding slips through) and ``?<redacted>`` for any query string; every line of

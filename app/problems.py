@@ -80,8 +80,9 @@ def validation_problem(exc: ValidationError, location: str) -> Problem:
 def _from_http(exc: HTTPException) -> Problem:
     status = exc.code or 500
     headers: dict[str, str] = {}
-    if status == 405 and getattr(exc, "valid_methods", None):
-        headers["Allow"] = ", ".join(exc.valid_methods or [])
+    valid_methods = getattr(exc, "valid_methods", None)  # MethodNotAllowed's
+    if status == 405 and valid_methods:
+        headers["Allow"] = ", ".join(valid_methods)
     detail = {404: "No such resource.", 405: "Method not allowed on this resource.",
               413: "The request body is too large."}.get(status)
     return Problem(status, detail=detail, headers=headers)

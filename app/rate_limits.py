@@ -29,6 +29,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import redis
 from limits import RateLimitItem, parse_many
@@ -194,9 +195,9 @@ class DefaultLimit:
     def _member(self) -> bytes:
         return b"%s:%d" % (_member_prefix[0], next(self._members))
 
-    def _socket(self) -> tuple[redis.Connection, socket.socket]:
+    def _socket(self) -> tuple[Any, socket.socket]:
         local = self._local
-        conn = getattr(local, "conn", None)
+        conn: Any = getattr(local, "conn", None)
         if conn is None or local.generation != _process_generation[0]:
             conn = self._pool.make_connection()
             conn.connect()  # AUTH, SELECT, TLS: redis-py's handshake
@@ -211,7 +212,7 @@ class DefaultLimit:
     def _eval(self, plan: _Plan, identity: str) -> list[int]:
         nested = getattr(self._local, "pending", False)  # this thread's socket is waiting
         if nested:
-            conn = self._pool.make_connection()
+            conn: Any = self._pool.make_connection()
             conn.connect()
             sock = conn._sock
         else:
@@ -242,7 +243,7 @@ class Pending:
     """A hit sent to Redis and not read yet (``DefaultLimit.start``)."""
 
     def __init__(self, limit: DefaultLimit, plan: _Plan, identity: str, member: bytes,
-                 conn: redis.Connection, sock: socket.socket) -> None:
+                 conn: Any, sock: socket.socket) -> None:
         self._limit, self._plan, self._identity, self._member = limit, plan, identity, member
         self._conn, self._sock = conn, sock
         self._outcome: Outcome | None = None

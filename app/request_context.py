@@ -38,7 +38,7 @@ def client_ip_of(environ: dict[str, Any]) -> str:
         except ValueError:
             return str(peer)  # a malformed chain is not trusted past this point
         if not _in(hop, proxies):
-            return hop
+            return str(hop)
     return str(peer)
 
 

@@ -20,7 +20,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -432,6 +432,45 @@ def _tree_ticks() -> int:
     return total
 
 
+# What each kind of process under this one is, by its command line.
+_KINDS = (("gunicorn", b"gunicorn"), ("redis", b"redis-server"), ("postgres", b"postgres"))
+
+
+def cpu_by_kind() -> dict[str, float]:
+    """CPU seconds (user + system, children included) used so far by the processes under
+    this one, by kind: ``gunicorn`` (masters and workers), ``redis``, ``postgres``."""
+    me = os.getpid()
+    parent: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    kinds: dict[int, str] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        pid = int(entry)
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                rest = stat.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                command = cmdline.read()
+        except OSError:
+            continue  # gone meanwhile
+        parent[pid] = int(rest[1])
+        ticks[pid] = int(rest[11]) + int(rest[12])  # its own user + system time
+        for kind, marker in _KINDS:
+            if marker in command:
+                kinds[pid] = kind
+                break
+    used: dict[str, float] = {kind: 0.0 for kind, _ in _KINDS}
+    hz = os.sysconf("SC_CLK_TCK")
+    for pid, kind in kinds.items():
+        hops, ancestor = 0, pid
+        while ancestor not in (me, 0) and hops < 64:
+            ancestor, hops = parent.get(ancestor, 0), hops + 1
+        if ancestor == me:
+            used[kind] += ticks[pid] / hz
+    return used
+
+
 def gunicorn_workers() -> list[int]:
     """Pids of the gunicorn workers under this process (gunicorns whose parent is one)."""
     me = os.getpid()
@@ -516,6 +555,12 @@ class WrkResult:
     p90_ms: float
     p99_ms: float
     max_ms: float
+    cpu: dict[str, float] = field(default_factory=dict)  # server CPU seconds, by kind
+
+    def cpu_us(self, kind: str | None = None) -> float:
+        """Server CPU per request in microseconds: one kind, or all of them."""
+        spent = sum(self.cpu.values()) if kind is None else self.cpu.get(kind, 0.0)
+        return 1e6 * spent / self.requests if self.requests else 0.0
 
     @property
     def rate(self) -> float:
@@ -526,8 +571,13 @@ class WrkResult:
     def describe(self) -> str:
         bad = (f", non-2xx {self.non_2xx}" if self.non_2xx else "") + (
             f", socket errors {self.socket_errors}" if self.socket_errors else "")
+        cpu = ""
+        if self.cpu:
+            cpu = (f"  server CPU {self.cpu_us():5.0f} us/req (gunicorn "
+                   f"{self.cpu_us('gunicorn'):.0f}, redis {self.cpu_us('redis'):.0f}, "
+                   f"postgres {self.cpu_us('postgres'):.0f})")
         return (f"{self.rate:8,.0f} req/s  p50 {self.p50_ms:6.1f} ms  p99 {self.p99_ms:6.1f} ms"
-                f"  ({self.requests} in {self.seconds:.1f}s{bad})")
+                f"{cpu}  ({self.requests} in {self.seconds:.1f}s{bad})")
 
 
 def _lua_string(value: str) -> str:
@@ -546,6 +596,7 @@ def wrk(port: int, path: str, headers: list[dict[str, str]] | None = None, *,
                                       for k, v in h.items()) + "}" for h in headers)
     script = base / f"wrk-{uuid.uuid4().hex[:8]}.lua"
     script.write_text(_WRK_SCRIPT % (table, path))
+    before = cpu_by_kind()
     try:
         out = subprocess.run(
             [require_wrk(), "-t", str(threads), "-c", str(connections),
@@ -554,11 +605,13 @@ def wrk(port: int, path: str, headers: list[dict[str, str]] | None = None, *,
             capture_output=True, text=True, timeout=seconds + 30, check=True).stdout
     finally:
         script.unlink(missing_ok=True)
+    after = cpu_by_kind()
+    cpu = {kind: after[kind] - before.get(kind, 0.0) for kind in after}
     for line in out.splitlines():
         if line.startswith("WRK-RESULT "):
             (requests, duration, status, connect, read, write, timeout, p50, p90, p99,
              top) = (int(v) for v in line.split()[1:])
             return WrkResult(requests, duration / 1e6, status,
                              connect + read + write + timeout, p50 / 1e3, p90 / 1e3,
-                             p99 / 1e3, top / 1e3)
+                             p99 / 1e3, top / 1e3, cpu)
     raise RuntimeError(f"wrk printed no result:\n{out}")

@@ -20,10 +20,11 @@ import psycopg
 import psycopg.errors
 from psycopg.adapt import Transformer
 from psycopg.rows import namedtuple_row
-from sqlalchemy import Executable, event, text
+from sqlalchemy import event, text
 from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import Pool
+from sqlalchemy.sql.elements import ClauseElement
 
 from portcullis.db.engine import get_engine
 from portcullis.db.roles import APP_ROLE, SYSTEM_ROLE, TENANT_SETTING
@@ -94,9 +95,9 @@ def system_session() -> AbstractContextManager[Session]:
     return _unit_of_work(SYSTEM_ROLE, None)
 
 
-def compiled_sql(statement: Executable) -> str:
+def compiled_sql(statement: ClauseElement) -> str:
     """``statement`` as the driver's SQL text, named ``%(param)s`` placeholders."""
-    return str(statement.compile(dialect=psycopg_dialect()))
+    return str(statement.compile(dialect=psycopg_dialect()))  # type: ignore[no-untyped-call]
 
 
 _SCOPE_SQL = compiled_sql(_SCOPE)  # the same scope, for the raw cursor
@@ -116,7 +117,7 @@ def tenant_cursor(tenant_id: uuid.UUID) -> Iterator[psycopg.Cursor[Any]]:
     if not isinstance(tenant_id, uuid.UUID):
         raise TypeError("tenant_id must be a UUID from a verified identity")
     with get_engine().connect() as connection:
-        raw = connection.connection.driver_connection
+        raw: Any = connection.connection.driver_connection
         try:
             with raw.pipeline(), raw.cursor(row_factory=namedtuple_row) as cur:
                 cur.execute(_SCOPE_SQL, {"role": APP_ROLE, "name": TENANT_SETTING,
@@ -141,9 +142,10 @@ class Prepared:
     params: tuple[str, ...]  # bind names in $1, $2, ... order
 
 
-def prepared(name: str, statement: Executable) -> Prepared:
-    compiled = statement.compile(dialect=psycopg_dialect(paramstyle="numeric_dollar"))
-    return Prepared(name, str(compiled), tuple(compiled.positiontup or ()))
+def prepared(name: str, statement: ClauseElement) -> Prepared:
+    compiled = statement.compile(
+        dialect=psycopg_dialect(paramstyle="numeric_dollar"))  # type: ignore[no-untyped-call]
+    return Prepared(name, str(compiled), tuple(getattr(compiled, "positiontup", None) or ()))
 
 
 _PLAIN_TEXT = re.compile(r"[A-Za-z0-9_.:-]*")
@@ -202,7 +204,7 @@ def one_round_trip(steps: list[Step]) -> list[Any]:
 
     pooled = get_engine().raw_connection()
     try:
-        raw = pooled.driver_connection
+        raw: Any = pooled.driver_connection
         info = pooled.info
         known: set[str] = info.setdefault("portcullis_prepared", set())
         try:
@@ -254,7 +256,7 @@ def _row_class(statement: Prepared, result: psycopg.pq.abc.PGresult) -> type[Any
     cls = _ROW_CLASSES.get(statement.name)
     if cls is None or len(cls._fields) != result.nfields:
         names = [(result.fname(i) or b"").decode() for i in range(result.nfields)]
-        cls = _ROW_CLASSES[statement.name] = namedtuple("Row", names, rename=True)  # type: ignore[misc]
+        cls = _ROW_CLASSES[statement.name] = namedtuple("Row", names, rename=True)
     return cls
 
 
