@@ -342,19 +342,17 @@ class _Plan:
         return self._eval + self._rest(identity, member)
 
 
-# The socket I/O of a limit check keeps the GIL. Python's socket calls release it around
-# every system call, even one that cannot wait, and under gunicorn's threads that hands the
-# GIL to another thread and back: two context switches and cold caches, which cost a busy
-# worker more than the round trip itself. The commands and replies here are a few dozen
-# bytes: a non-blocking send always fits in the socket's buffer, and a reply that has
-# already arrived (``start`` sends ahead for that) is read at once. Anything else (a full
-# buffer, a reply still on its way, TLS, no libc) goes through the socket's own calls.
+# A reply that has already arrived is read keeping the GIL. Python's socket calls release
+# it around every system call, even one that cannot wait, and under gunicorn's threads that
+# hands the GIL to another thread and back: two context switches and cold caches. A reply
+# is a few dozen bytes; when ``start`` sent its command ahead, it is usually there when it
+# is read, and a non-blocking ``recv`` through libc (ctypes.PyDLL, which keeps the GIL)
+# takes it at once. Anything else (a reply still on its way, TLS, no libc) goes through the
+# socket's own call. Sending keeps the socket's own call: on loopback the send itself
+# wakes Redis (and may wait for it), which is no time to hold the GIL.
 _MSG_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
-_MSG_NOSIGNAL = getattr(socket, "MSG_NOSIGNAL", 0)
 try:
     _libc = ctypes.PyDLL(None, use_errno=True)  # PyDLL: calls keep the GIL
-    _libc.send.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int]
-    _libc.send.restype = ctypes.c_ssize_t
     _libc.recv.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
     _libc.recv.restype = ctypes.c_ssize_t
     _NATIVE = bool(_MSG_DONTWAIT)
@@ -366,16 +364,6 @@ _recv_buffers = threading.local()
 
 
 def _send(sock: socket.socket, data: bytes) -> None:
-    if _NATIVE and not isinstance(sock, ssl.SSLSocket):
-        sent = _libc.send(sock.fileno(), data, len(data), _MSG_DONTWAIT | _MSG_NOSIGNAL)
-        if sent == len(data):
-            return
-        if sent < 0:
-            code = ctypes.get_errno()
-            if code not in _WOULD_BLOCK:
-                raise OSError(code, os.strerror(code))
-            sent = 0
-        data = data[sent:]
     sock.sendall(data)
 
 
