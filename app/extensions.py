@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 from functools import lru_cache
@@ -167,18 +168,24 @@ def _check_default_limit() -> None:
     limit = _default_limit(settings.REDIS_URL)
     items = rate_limits.parse(settings.RATE_LIMIT_DEFAULT)
     needs_identity = _needs_identity()
+    bearer = None
     if pending is None and needs_identity:
         from app.auth.loader import session_claims
 
         claims = session_claims(request)
         if claims is not None:  # the rate key of a session's principal (see rate_key)
             pending = limit.start(f"user:{claims.user_id}", items)
+        elif authorization := request.headers.get("Authorization"):
+            bearer = _digest(authorization)
+            known = _bearer_keys.get(bearer)  # this credential's key, the last time
+            if known is not None:
+                pending = limit.start(known, items)
     if pending is None:
         key = rate_limit_key()
         outcome = limit.hit(key, items)
     else:
         try:
-            key = rate_limit_key()  # for a session, its row: while Redis counts
+            key = rate_limit_key()  # for a credential, its check: while Redis counts
         except BaseException:
             pending.refund()  # not counted: the request failed before the limit
             raise
@@ -186,11 +193,33 @@ def _check_default_limit() -> None:
         if key != pending.identity or items != pending.items:
             pending.refund()
             outcome = limit.hit(key, items)
+    if bearer is not None:
+        _remember_bearer(bearer, key)
     _learn(PER_IDENTITY if needs_identity else PER_ADDRESS)
     request.environ[RATE_LIMIT] = outcome
     if not outcome.allowed:
         log.info("ratelimit %s/window exceeded for %s", outcome.limit, key)
         raise TooManyRequests()
+
+
+# The rate key each bearer credential (access or operator key) turned out to have, by a
+# digest of its header (never the secret itself): the next request with it sends its count
+# while the key is checked. Wrong (a key revoked meanwhile) costs a refund, never a count.
+_bearer_keys: dict[bytes, str] = {}
+_MAX_BEARERS = 4096
+
+
+def _digest(authorization: str) -> bytes:
+    return hashlib.sha256(authorization.encode("utf-8", "surrogateescape")).digest()
+
+
+def _remember_bearer(bearer: bytes, key: str) -> None:
+    if key.startswith("ip:"):  # not a live credential: nothing to remember
+        _bearer_keys.pop(bearer, None)
+    elif _bearer_keys.get(bearer) != key:
+        if len(_bearer_keys) >= _MAX_BEARERS:
+            _bearer_keys.clear()
+        _bearer_keys[bearer] = key
 
 
 def _learn(hint: str) -> None:

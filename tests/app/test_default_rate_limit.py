@@ -178,3 +178,29 @@ def test_the_same_counts_through_the_sockets_own_calls(
     assert [limit.hit(who, items).remaining for _ in range(2)] == [1, 0]
     pending = limit.start(who, items)
     assert pending is not None and not pending.outcome().allowed
+
+
+def test_a_keys_count_sent_ahead_is_taken_back_once_the_key_is_revoked(
+        three_a_minute: Flask) -> None:
+    """A key's later requests send their count while the key is checked; once the key is
+    revoked, its requests count against the address and the key's budget is untouched."""
+    from portcullis.access_keys.models import AccessKey
+    from tests.support.factories import make_access_key
+
+    admin = make_member(make_tenant(), Role.admin)
+    key = make_access_key(admin, ["buckets:read"])
+    ip = fresh_ip()
+    seen = [make_client(three_a_minute, ip=ip).get("/api/v1/buckets", headers=key.bearer)
+            for _ in range(2)]
+    assert [a.status_code for a in seen] == [200, 200]
+    assert [a.headers["RateLimit-Remaining"] for a in seen] == ["2", "1"]
+    with tenant_session(admin.tenant_id) as db:
+        db.execute(update(AccessKey).where(AccessKey.id == key.id)
+                   .values(revoked_at=datetime.now(UTC)))
+    refused = make_client(three_a_minute, ip=ip).get("/api/v1/buckets", headers=key.bearer)
+    assert refused.status_code == 401 and refused.headers["RateLimit-Remaining"] == "2"
+    with tenant_session(admin.tenant_id) as db:  # back in use: its budget as it was
+        db.execute(update(AccessKey).where(AccessKey.id == key.id).values(revoked_at=None))
+    again = make_client(three_a_minute, ip=fresh_ip()).get("/api/v1/buckets",
+                                                          headers=key.bearer)
+    assert again.status_code == 200 and again.headers["RateLimit-Remaining"] == "0"
