@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import Flask, current_app, g, request
 from flask_limiter import HeaderNames, Limiter
-from flask_login import LoginManager, current_user
+from flask_login import current_user
 from werkzeug.exceptions import TooManyRequests
 
 from app import rate_limits
@@ -18,19 +18,6 @@ from app.request_context import RATE_LIMIT
 from config import get_settings
 
 log = logging.getLogger(__name__)
-
-class _RequestLoaderOnly(LoginManager):  # type: ignore[misc]
-    """flask-login, for the one way this app authenticates: its request loader
-    (app/auth/loader.py). flask-login's own ``_load_user`` first hashes the client's address
-    and user agent (session protection, on every request, even when it is off), then looks
-    for a user in Flask's cookie session and for a "remember me" cookie; this app has
-    neither (Flask's session is a null one, no ``login_user``), so only the loader runs."""
-
-    def _load_user(self) -> Any:
-        return self._update_request_context_with_user(self._load_user_from_request(request))
-
-
-login_manager = _RequestLoaderOnly()
 
 
 def _needs_identity() -> bool:
@@ -232,7 +219,7 @@ def _learn(hint: str) -> None:
 
 
 def init_rate_limits(app: Flask) -> None:
-    from app.auth.loader import SESSION_COOKIE
+    from app.auth.cookies import SESSION_COOKIE
 
     hints = app.extensions[HINTS] = {}
     app.wsgi_app = EarlyLimit(app.wsgi_app, hints, SESSION_COOKIE)  # type: ignore[method-assign]

@@ -15,7 +15,8 @@ from flask import request
 from flask_login import current_user
 
 from app.api.operation import OPERATOR, PUBLIC, SESSION_ONLY, Operation
-from app.auth.loader import CSRF_COOKIE, CSRF_HEADER, request_origin
+from app.auth.cookies import CSRF_COOKIE, CSRF_HEADER
+from app.auth.loader import request_origin
 from app.problems import Problem
 from portcullis.accounts.identity import Principal
 from portcullis.accounts.models import SessionState

@@ -7,10 +7,12 @@ import json
 import threading
 import time
 from collections import OrderedDict
+from typing import Any
 
-from flask import Flask, Request, g
+from flask import Flask, Request, g, request
+from flask_login import LoginManager
 
-from app.extensions import login_manager
+from app.auth.cookies import SESSION_COOKIE
 from portcullis.accounts.identity import (
     Principal,
     identity_from_access_key,
@@ -20,10 +22,22 @@ from portcullis.accounts.identity import (
 from portcullis.accounts.tokens import SessionClaims, verify
 from portcullis.callers import Origin
 
-SESSION_COOKIE = "portcullis_session"
-CSRF_COOKIE = "portcullis_csrf"
-CSRF_HEADER = "X-CSRF-Token"
 OPERATOR_PATHS = ("/api/v1/operator/",)
+
+
+class _RequestLoaderOnly(LoginManager):  # type: ignore[misc]
+    """flask-login, for the one way this app authenticates: its request loader
+    (app/auth/loader.py). flask-login's own ``_load_user`` first hashes the client's address
+    and user agent (session protection, on every request, even when it is off), then looks
+    for a user in Flask's cookie session and for a "remember me" cookie; this app has
+    neither (Flask's session is a null one, no ``login_user``), so only the loader runs."""
+
+    def _load_user(self) -> Any:
+        return self._update_request_context_with_user(self._load_user_from_request(request))
+
+
+login_manager = _RequestLoaderOnly()
+
 
 
 def request_origin() -> Origin:

@@ -11,8 +11,8 @@ from flask.typing import ResponseReturnValue
 from pydantic import EmailStr, Field, model_validator
 
 from app.api.registry import PUBLIC, SESSION_ONLY, operation
+from app.auth.cookies import CSRF_COOKIE, SESSION_COOKIE
 from app.auth.guards import current_principal, principal_or_none, public_caller
-from app.auth.loader import CSRF_COOKIE, SESSION_COOKIE
 from app.extensions import limiter, rate_limit_store_up
 from app.pagination import PageQuery
 from app.problems import Problem
