@@ -16,14 +16,11 @@ The limits of single routes (failed logins, MFA codes) stay flask-limiter decora
 
 from __future__ import annotations
 
-import ctypes
-import errno
 import hashlib
 import itertools
 import logging
 import os
 import socket
-import ssl
 import threading
 import time
 from collections import deque
@@ -342,25 +339,7 @@ class _Plan:
         return self._eval + self._rest(identity, member)
 
 
-# A reply that has already arrived is read keeping the GIL. Python's socket calls release
-# it around every system call, even one that cannot wait, and under gunicorn's threads that
-# hands the GIL to another thread and back: two context switches and cold caches. A reply
-# is a few dozen bytes; when ``start`` sent its command ahead, it is usually there when it
-# is read, and a non-blocking ``recv`` through libc (ctypes.PyDLL, which keeps the GIL)
-# takes it at once. Anything else (a reply still on its way, TLS, no libc) goes through the
-# socket's own call. Sending keeps the socket's own call: on loopback the send itself
-# wakes Redis (and may wait for it), which is no time to hold the GIL.
-_MSG_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
-try:
-    _libc = ctypes.PyDLL(None, use_errno=True)  # PyDLL: calls keep the GIL
-    _libc.recv.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    _libc.recv.restype = ctypes.c_ssize_t
-    _NATIVE = bool(_MSG_DONTWAIT)
-except (OSError, AttributeError):  # not a libc platform: the socket's own calls only
-    _NATIVE = False
-_WOULD_BLOCK = (errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR)
 _RECV_SIZE = 4096
-_recv_buffers = threading.local()
 
 
 def _send(sock: socket.socket, data: bytes) -> None:
@@ -368,17 +347,7 @@ def _send(sock: socket.socket, data: bytes) -> None:
 
 
 def _recv(sock: socket.socket) -> bytes:
-    if _NATIVE and not isinstance(sock, ssl.SSLSocket):
-        buffer = getattr(_recv_buffers, "buffer", None)
-        if buffer is None:
-            buffer = _recv_buffers.buffer = ctypes.create_string_buffer(_RECV_SIZE)
-        got = _libc.recv(sock.fileno(), buffer, _RECV_SIZE, _MSG_DONTWAIT)
-        if got >= 0:
-            return buffer.raw[:got]  # b"" when Redis closed the connection
-        code = ctypes.get_errno()
-        if code not in _WOULD_BLOCK:
-            raise OSError(code, os.strerror(code))
-    return sock.recv(_RECV_SIZE)  # not there yet: wait for it, the GIL released
+    return sock.recv(_RECV_SIZE)
 
 
 def _command(*parts: bytes) -> bytes:

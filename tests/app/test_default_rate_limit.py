@@ -168,18 +168,6 @@ def test_counts_sent_ahead_are_each_counted_once_and_never_on_exempt_routes(
     assert answer.status_code == 200 and answer.headers["RateLimit-Remaining"] == "2"
 
 
-def test_the_same_counts_through_the_sockets_own_calls(
-        limit: DefaultLimit, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Where libc's calls are not used (TLS, another platform), the socket's do the same."""
-    from app import rate_limits
-
-    monkeypatch.setattr(rate_limits, "_NATIVE", False)
-    items, who = parse("2/minute"), _identity()
-    assert [limit.hit(who, items).remaining for _ in range(2)] == [1, 0]
-    pending = limit.start(who, items)
-    assert pending is not None and not pending.outcome().allowed
-
-
 def test_a_keys_count_sent_ahead_is_taken_back_once_the_key_is_revoked(
         three_a_minute: Flask) -> None:
     """A key's later requests send their count while the key is checked; once the key is
