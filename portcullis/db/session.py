@@ -28,6 +28,7 @@ from sqlalchemy.sql.elements import ClauseElement
 
 from portcullis.db.engine import get_engine
 from portcullis.db.roles import APP_ROLE, SYSTEM_ROLE, TENANT_SETTING
+from portcullis.errors import DependencyUnavailable
 
 _factory = sessionmaker(expire_on_commit=False)
 # One round trip: set_config('role', ...) is SET LOCAL ROLE.
@@ -112,8 +113,6 @@ def tenant_cursor(tenant_id: uuid.UUID) -> Iterator[psycopg.Cursor[Any]]:
     (a 503), as it is through SQLAlchemy. (The per-request identity checks use
     ``one_round_trip``.)
     """
-    from portcullis.errors import DependencyUnavailable
-
     if not isinstance(tenant_id, uuid.UUID):
         raise TypeError("tenant_id must be a UUID from a verified identity")
     with get_engine().connect() as connection:
@@ -200,8 +199,6 @@ def one_round_trip(steps: list[Step]) -> list[Any]:
     autocommit and back (what keeps psycopg from sending a ``BEGIN`` first), cost more than
     the rest of an identity check. The connection is idle again when it returns to the pool.
     """
-    from portcullis.errors import DependencyUnavailable
-
     pooled = get_engine().raw_connection()
     try:
         raw: Any = pooled.driver_connection
