@@ -4,7 +4,6 @@ limit of a list must have room, and the numbers the RateLimit-* headers show."""
 
 from __future__ import annotations
 
-import os
 import socket
 import time
 import uuid
@@ -20,7 +19,7 @@ from config import get_settings
 from portcullis.accounts.models import Role, UserSession
 from portcullis.db import tenant_session
 from tests.support.factories import make_member, make_session, make_tenant
-from tests.support.web import fresh_ip, make_client
+from tests.support.web import app_with, fresh_ip, make_client
 
 pytestmark = pytest.mark.usefixtures("stack")
 
@@ -116,19 +115,8 @@ def test_without_redis_nothing_is_sent_ahead() -> None:
 @pytest.fixture
 def three_a_minute() -> Iterator[Flask]:
     """An app built with RATE_LIMIT_DEFAULT=3/minute; the settings are restored."""
-    saved = os.environ.get("RATE_LIMIT_DEFAULT")
-    os.environ["RATE_LIMIT_DEFAULT"] = "3/minute"
-    get_settings.cache_clear()
-    try:
-        from app import create_app
-
-        yield create_app()
-    finally:
-        if saved is None:
-            os.environ.pop("RATE_LIMIT_DEFAULT", None)
-        else:
-            os.environ["RATE_LIMIT_DEFAULT"] = saved
-        get_settings.cache_clear()
+    with app_with(RATE_LIMIT_DEFAULT="3/minute") as app:
+        yield app
 
 
 def test_a_dead_sessions_requests_count_against_the_address_not_the_user(

@@ -9,6 +9,8 @@ import os
 import secrets
 import shlex
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
@@ -16,6 +18,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from config import get_settings
 from devstack.process import ServiceProcess, free_port, port_open
 from tests.support.factories import LoggedIn
 
@@ -25,6 +28,33 @@ LOGIN = "/api/v1/auth/login"
 # detection windows of one test apart from every other test's in the session.
 TEST_NET = ipaddress.ip_network("198.18.0.0/15")
 LOCALHOST = "127.0.0.1"  # werkzeug's own default address
+
+
+@contextmanager
+def settings_env(**env: str) -> Iterator[None]:
+    """Settings read with ``env`` set (an app built inside sees them); the environment and
+    the settings cache are restored afterwards."""
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    get_settings.cache_clear()
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        get_settings.cache_clear()
+
+
+@contextmanager
+def app_with(**env: str) -> Iterator[Flask]:
+    """An app built with ``env`` in its settings (``settings_env``)."""
+    from app import create_app
+
+    with settings_env(**env):
+        yield create_app()
 
 
 # --------------------------------------------------------------------------- test clients

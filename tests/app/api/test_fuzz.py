@@ -10,7 +10,6 @@ cannot starve the cases after it.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,10 +27,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from config import get_settings
 from portcullis.accounts.models import Role
 from tests.support.factories import Member, make_member, make_session, make_tenant
-from tests.support.web import csrf_headers
+from tests.support.web import app_with, csrf_headers
 
 EXAMPLES = 4  # per operation and mode: about 300 requests in all
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
@@ -41,19 +39,8 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 @pytest.fixture(scope="module")
 def fuzz_app(stack: object) -> Iterator[Flask]:
     """The app with a default rate limit no fuzzing run reaches (429s would prove nothing)."""
-    saved = os.environ.get("RATE_LIMIT_DEFAULT")
-    os.environ["RATE_LIMIT_DEFAULT"] = "100000/minute"
-    get_settings.cache_clear()
-    try:
-        from app import create_app
-
-        yield create_app()
-    finally:
-        if saved is None:
-            os.environ.pop("RATE_LIMIT_DEFAULT", None)
-        else:
-            os.environ["RATE_LIMIT_DEFAULT"] = saved
-        get_settings.cache_clear()
+    with app_with(RATE_LIMIT_DEFAULT="100000/minute") as app:
+        yield app
 
 
 @pytest.fixture(scope="module")

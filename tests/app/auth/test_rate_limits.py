@@ -7,7 +7,6 @@ Every test uses its own accounts and client addresses, so tests do not share cou
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,7 +26,7 @@ from tests.support.factories import (
     make_session,
     make_tenant,
 )
-from tests.support.web import fresh_ip, log_in, make_client, problem_code
+from tests.support.web import app_with, fresh_ip, log_in, make_client, problem_code
 
 pytestmark = pytest.mark.usefixtures("stack")
 
@@ -156,19 +155,8 @@ def test_normal_responses_carry_rate_limit_headers(app: Flask) -> None:
 @pytest.fixture
 def low_default_limit() -> Iterator[Flask]:
     """RATE_LIMIT_DEFAULT=5/minute and an app built with it; the settings are restored."""
-    saved = os.environ.get("RATE_LIMIT_DEFAULT")
-    os.environ["RATE_LIMIT_DEFAULT"] = "5/minute"
-    get_settings.cache_clear()
-    try:
-        from app import create_app
-
-        yield create_app()
-    finally:
-        if saved is None:
-            os.environ.pop("RATE_LIMIT_DEFAULT", None)
-        else:
-            os.environ["RATE_LIMIT_DEFAULT"] = saved
-        get_settings.cache_clear()
+    with app_with(RATE_LIMIT_DEFAULT="5/minute") as app:
+        yield app
 
 
 def test_the_default_limit_is_per_identity(low_default_limit: Flask) -> None:

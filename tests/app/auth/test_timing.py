@@ -3,7 +3,6 @@ response time does not reveal which emails have accounts."""
 
 from __future__ import annotations
 
-import os
 import random
 import statistics
 import time
@@ -14,12 +13,11 @@ import pytest
 from flask import Flask
 from sqlalchemy import update
 
-from config import get_settings
 from portcullis.accounts.models import Role, User
 from portcullis.accounts.passwords import hash_password
 from portcullis.db import tenant_session
 from tests.support.factories import Member, make_member, make_tenant
-from tests.support.web import make_client
+from tests.support.web import make_client, settings_env
 
 pytestmark = pytest.mark.usefixtures("stack")
 
@@ -32,17 +30,8 @@ WRONG = "a wrong password, long enough"
 
 @pytest.fixture
 def real_bcrypt_cost() -> Iterator[None]:
-    saved = os.environ.get("BCRYPT_ROUNDS")
-    os.environ["BCRYPT_ROUNDS"] = ROUNDS
-    get_settings.cache_clear()
-    try:
+    with settings_env(BCRYPT_ROUNDS=ROUNDS):
         yield
-    finally:
-        if saved is None:
-            os.environ.pop("BCRYPT_ROUNDS", None)
-        else:
-            os.environ["BCRYPT_ROUNDS"] = saved
-        get_settings.cache_clear()
 
 
 def _accounts() -> list[Member]:
