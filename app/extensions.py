@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import uuid
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
@@ -16,6 +17,7 @@ from werkzeug.exceptions import TooManyRequests
 from app import rate_limits
 from app.request_context import RATE_LIMIT
 from config import get_settings
+from portcullis.accounts.identity_cache import epoch_keys
 
 log = logging.getLogger(__name__)
 
@@ -157,16 +159,24 @@ def _check_default_limit() -> None:
     needs_identity = _needs_identity()
     bearer = None
     if pending is None and needs_identity:
-        from app.auth.loader import session_claims
+        from app.auth.loader import IDENTITY_EPOCHS, session_claims
 
+        # The same call reads the identity cache's epochs of the credential's tenant.
         claims = session_claims(request)
         if claims is not None:  # the rate key of a session's principal (see rate_key)
-            pending = limit.start(f"user:{claims.user_id}", items)
+            pending = limit.start(f"user:{claims.user_id}", items,
+                                  epoch_keys(claims.tenant_id))
+            if pending is not None:
+                g.setdefault(IDENTITY_EPOCHS, (claims.tenant_id, pending))
         elif authorization := request.headers.get("Authorization"):
             bearer = _digest(authorization)
             known = _bearer_keys.get(bearer)  # this credential's key, the last time
             if known is not None:
-                pending = limit.start(known, items)
+                rate_key, tenant_id = known
+                pending = limit.start(rate_key, items,
+                                      epoch_keys(tenant_id) if tenant_id else ())
+                if pending is not None and tenant_id:
+                    g.setdefault(IDENTITY_EPOCHS, (tenant_id, pending))
     if pending is None:
         key = rate_limit_key()
         outcome = limit.hit(key, items)
@@ -181,7 +191,8 @@ def _check_default_limit() -> None:
             pending.refund()
             outcome = limit.hit(key, items)
     if bearer is not None:
-        _remember_bearer(bearer, key)
+        _remember_bearer(bearer, key, getattr(getattr(current_user, "caller", None),
+                                              "tenant_id", None))
     _learn(PER_IDENTITY if needs_identity else PER_ADDRESS)
     request.environ[RATE_LIMIT] = outcome
     if not outcome.allowed:
@@ -189,10 +200,11 @@ def _check_default_limit() -> None:
         raise TooManyRequests()
 
 
-# The rate key each bearer credential (access or operator key) turned out to have, by a
-# digest of its header (never the secret itself): the next request with it sends its count
-# while the key is checked. Wrong (a key revoked meanwhile) costs a refund, never a count.
-_bearer_keys: dict[bytes, str] = {}
+# The rate key and tenant each bearer credential (access or operator key) turned out to have,
+# by a digest of its header (never the secret itself): the next request with it sends its
+# count (and reads its tenant's identity epochs) while the key is checked. Wrong (a key
+# revoked meanwhile) costs a refund, never a count.
+_bearer_keys: dict[bytes, tuple[str, uuid.UUID | None]] = {}
 _MAX_BEARERS = 4096
 
 
@@ -200,13 +212,13 @@ def _digest(authorization: str) -> bytes:
     return hashlib.sha256(authorization.encode("utf-8", "surrogateescape")).digest()
 
 
-def _remember_bearer(bearer: bytes, key: str) -> None:
+def _remember_bearer(bearer: bytes, key: str, tenant_id: uuid.UUID | None) -> None:
     if key.startswith("ip:"):  # not a live credential: nothing to remember
         _bearer_keys.pop(bearer, None)
-    elif _bearer_keys.get(bearer) != key:
+    elif _bearer_keys.get(bearer) != (key, tenant_id):
         if len(_bearer_keys) >= _MAX_BEARERS:
             _bearer_keys.clear()
-        _bearer_keys[bearer] = key
+        _bearer_keys[bearer] = (key, tenant_id)
 
 
 def _learn(hint: str) -> None:

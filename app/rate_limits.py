@@ -31,36 +31,42 @@ from typing import Any
 import redis
 from limits import RateLimitItem, parse_many
 
+from portcullis.accounts.identity_cache import EPOCH_LUA, Stamp, fresh_epoch
+
 log = logging.getLogger(__name__)
 
 KEY_PREFIX = "portcullis-rl:default"
 RETRY_REDIS_AFTER = 5.0  # seconds on the in-memory fallback before Redis is tried again
 
-# KEYS: one sorted set per limit, scored by hit time in microseconds. ARGV: this hit's
-# member, then amount and window seconds per key. Returns integers: the server time, the
-# index of the first full limit (0: allowed), then per limit its count (this hit included
-# when allowed) and its oldest hit time.
+# KEYS: one sorted set per limit, then any identity epochs to read
+# (portcullis.accounts.identity_cache). ARGV: this hit's member, the number of limits, then
+# amount and window seconds per limit, then a fresh epoch per epoch key. Returns integers:
+# the server time, the index of the first full limit (0: allowed), then per limit its count
+# (this hit included when allowed) and its oldest hit time, then the epochs.
 _SCRIPT = """
 local t = redis.call('TIME')
 local now = t[1] * 1000000 + t[2]
+local limits = tonumber(ARGV[2])
 local breached = 0
 local counts = {}
-for i = 1, #KEYS do
-  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - ARGV[2 * i + 1] * 1000000 - 1)
+for i = 1, limits do
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - ARGV[2 * i + 2] * 1000000 - 1)
   counts[i] = redis.call('ZCARD', KEYS[i])
-  if breached == 0 and counts[i] >= tonumber(ARGV[2 * i]) then breached = i end
+  if breached == 0 and counts[i] >= tonumber(ARGV[2 * i + 1]) then breached = i end
 end
 local out = {now, breached}
-for i = 1, #KEYS do
+for i = 1, limits do
   if breached == 0 then
     redis.call('ZADD', KEYS[i], now, ARGV[1])
-    redis.call('EXPIRE', KEYS[i], ARGV[2 * i + 1])
+    redis.call('EXPIRE', KEYS[i], ARGV[2 * i + 2])
     counts[i] = counts[i] + 1
   end
   local oldest = redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')
   out[#out + 1] = counts[i]
   out[#out + 1] = tonumber(oldest[2]) or now
 end
+local first_epoch_key, first_epoch_arg = limits + 1, 2 * limits + 3
+""" + EPOCH_LUA + """
 return out
 """
 
@@ -144,13 +150,13 @@ class DefaultLimit:
         self._memory = _MemoryWindows()
         self._redis_down_until = 0.0
         self._members: itertools.count[int] = itertools.count()
-        self._plans: dict[tuple[RateLimitItem, ...], _Plan] = {}
+        self._plans: dict[tuple[tuple[RateLimitItem, ...], int], _Plan] = {}
         self._generation = _process_generation[0]
 
-    def _plan(self, items: tuple[RateLimitItem, ...]) -> _Plan:
-        plan = self._plans.get(items)
+    def _plan(self, items: tuple[RateLimitItem, ...], epochs: int = 0) -> _Plan:
+        plan = self._plans.get((items, epochs))
         if plan is None:
-            plan = self._plans[items] = _Plan(items, self._sha)
+            plan = self._plans[items, epochs] = _Plan(items, epochs, self._sha)
         return plan
 
     def hit(self, identity: str, items: tuple[RateLimitItem, ...]) -> Outcome:
@@ -162,18 +168,21 @@ class DefaultLimit:
                 self._redis_failed(exc)
         return self._memory.hit(plan.keys(identity), items)
 
-    def start(self, identity: str, items: tuple[RateLimitItem, ...]) -> Pending | None:
+    def start(self, identity: str, items: tuple[RateLimitItem, ...],
+              epoch_keys: tuple[str, ...] = ()) -> Pending | None:
         """Send the hit and return without waiting for the answer, so that the caller can
-        do other work (the identity check's database round trip) while Redis counts; the
-        ``Pending``'s ``outcome()`` reads it. None while Redis is away (use ``hit``)."""
+        do other work while Redis counts; the ``Pending``'s ``outcome()`` reads it. The
+        same call reads ``epoch_keys`` (the identity cache's: ``Pending.epochs``). None
+        while Redis is away (use ``hit``)."""
         if time.monotonic() < self._redis_down_until or getattr(self._local, "pending", False):
             return None
-        plan = self._plan(items)
+        plan = self._plan(items, len(epoch_keys))
         try:
             conn, sock = self._socket()
             member = self._member()
+            rest = plan.rest(identity, member, epoch_keys)
             try:
-                _send(sock, plan.evalsha(identity, member))
+                _send(sock, plan.evalsha(rest))
             except BaseException:
                 conn.disconnect()
                 raise
@@ -181,7 +190,7 @@ class DefaultLimit:
             self._redis_failed(exc)
             return None
         self._local.pending = True
-        return Pending(self, plan, identity, member, conn, sock)
+        return Pending(self, plan, identity, member, rest, conn, sock)
 
     def _redis_failed(self, exc: BaseException) -> None:
         if not self._redis_down_until:
@@ -214,10 +223,10 @@ class DefaultLimit:
             sock = conn._sock
         else:
             conn, sock = self._socket()
-        member = self._member()
+        rest = plan.rest(identity, self._member())
         try:
-            _send(sock, plan.evalsha(identity, member))
-            return _read_reply(sock, plan, identity, member)
+            _send(sock, plan.evalsha(rest))
+            return _read_reply(sock, plan, rest)
         except BaseException:
             conn.disconnect()
             raise
@@ -232,7 +241,8 @@ class DefaultLimit:
         if self._redis_down_until:
             log.warning("default rate limit: Redis is back")
             self._redis_down_until = 0.0
-        windows = [(reply[i], reply[i + 1] / 1e6) for i in range(2, len(reply), 2)]
+        windows = [(reply[i], reply[i + 1] / 1e6)
+                   for i in range(2, 2 + 2 * len(plan.items), 2)]
         return _outcome(plan.items, reply[0] / 1e6, reply[1], windows)
 
 
@@ -240,10 +250,11 @@ class Pending:
     """A hit sent to Redis and not read yet (``DefaultLimit.start``)."""
 
     def __init__(self, limit: DefaultLimit, plan: _Plan, identity: str, member: bytes,
-                 conn: Any, sock: socket.socket) -> None:
+                 rest: bytes, conn: Any, sock: socket.socket) -> None:
         self._limit, self._plan, self._identity, self._member = limit, plan, identity, member
-        self._conn, self._sock = conn, sock
+        self._rest, self._conn, self._sock = rest, conn, sock
         self._outcome: Outcome | None = None
+        self._epochs: Stamp | None = None
         self._counted_in_redis = False
 
     @property
@@ -260,9 +271,11 @@ class Pending:
             return self._outcome
         limit = self._limit
         try:
-            reply = _read_reply(self._sock, self._plan, self._identity, self._member)
+            reply = _read_reply(self._sock, self._plan, self._rest)
             self._outcome = limit._redis_outcome(self._plan, reply)
             self._counted_in_redis = self._outcome.allowed
+            if self._plan.epochs:
+                self._epochs = tuple(reply[-self._plan.epochs:])
         except (redis.RedisError, OSError, ValueError) as exc:
             self._conn.disconnect()
             limit._redis_failed(exc)
@@ -274,6 +287,12 @@ class Pending:
         finally:
             limit._local.pending = False
         return self._outcome
+
+    def epochs(self) -> Stamp | None:
+        """The epochs this call read (reading the answer first), in ``start``'s order;
+        None if Redis did not answer."""
+        self.outcome()
+        return self._epochs
 
     def refund(self) -> None:
         """Take the hit back (the request turned out to count against someone else): its
@@ -312,31 +331,37 @@ def _bulk(value: bytes) -> bytes:
 
 
 class _Plan:
-    """One limit list's commands, prebuilt: only the identity and the member vary."""
+    """One limit list's commands, prebuilt: only the identity, the member and the epoch
+    keys vary."""
 
-    def __init__(self, items: tuple[RateLimitItem, ...], sha: str) -> None:
+    def __init__(self, items: tuple[RateLimitItem, ...], epochs: int, sha: str) -> None:
         self.items = items
+        self.epochs = epochs
         self._suffixes = [f":{i.amount}/{i.get_expiry()}" for i in items]
-        count = 2 + 1 + len(items) + 1 + 2 * len(items)  # command, script, n, keys, args
+        # command, script, numkeys, keys, member, limit count, amount and window, epochs
+        count = 2 + 1 + len(items) + epochs + 2 + 2 * len(items) + epochs
         head = b"*%d\r\n" % count
-        n = _bulk(str(len(items)).encode())
+        n = _bulk(str(len(items) + epochs).encode())
         self._evalsha = head + _bulk(b"EVALSHA") + _bulk(sha.encode()) + n
         self._eval = head + _bulk(b"EVAL") + _bulk(_SCRIPT.encode()) + n
-        self._args = b"".join(_bulk(str(i.amount).encode()) + _bulk(str(i.get_expiry()).encode())
-                              for i in items)
+        self._args = _bulk(str(len(items)).encode()) + b"".join(
+            _bulk(str(i.amount).encode()) + _bulk(str(i.get_expiry()).encode())
+            for i in items)
 
     def keys(self, identity: str) -> list[str]:
         return [f"{KEY_PREFIX}:{identity}{suffix}" for suffix in self._suffixes]
 
-    def _rest(self, identity: str, member: bytes) -> bytes:
-        keys = b"".join(_bulk(k.encode()) for k in self.keys(identity))
-        return keys + _bulk(member) + self._args
+    def rest(self, identity: str, member: bytes, epoch_keys: tuple[str, ...] = ()) -> bytes:
+        """Everything after the script's name: keys and arguments."""
+        keys = b"".join(_bulk(k.encode()) for k in (*self.keys(identity), *epoch_keys))
+        fresh = b"".join(_bulk(b"%d" % fresh_epoch()) for _ in epoch_keys)
+        return keys + _bulk(member) + self._args + fresh
 
-    def evalsha(self, identity: str, member: bytes) -> bytes:
-        return self._evalsha + self._rest(identity, member)
+    def evalsha(self, rest: bytes) -> bytes:
+        return self._evalsha + rest
 
-    def eval(self, identity: str, member: bytes) -> bytes:
-        return self._eval + self._rest(identity, member)
+    def eval(self, rest: bytes) -> bytes:
+        return self._eval + rest
 
 
 _RECV_SIZE = 4096
@@ -354,11 +379,11 @@ def _command(*parts: bytes) -> bytes:
     return b"*%d\r\n" % len(parts) + b"".join(_bulk(p) for p in parts)
 
 
-def _read_reply(sock: socket.socket, plan: _Plan, identity: str, member: bytes) -> list[int]:
+def _read_reply(sock: socket.socket, plan: _Plan, rest: bytes) -> list[int]:
     try:
         return _read_integers(sock)
     except redis.exceptions.NoScriptError:  # a fresh or flushed Redis
-        _send(sock, plan.eval(identity, member))
+        _send(sock, plan.eval(rest))
         return _read_integers(sock)
 
 

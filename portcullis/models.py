@@ -1,6 +1,8 @@
-"""Import every model so metadata (Alembic, tests) sees the whole schema."""
+"""Import every model so metadata (Alembic, tests) sees the whole schema, and the listener
+that every process writing them needs (the identity cache's epochs, bumped after commit)."""
 
 from portcullis.access_keys.models import AccessKey, OperatorKey
+from portcullis.accounts import identity_cache  # noqa: F401 - registers its Session events
 from portcullis.accounts.models import (
     EmailToken,
     Invitation,

@@ -6,6 +6,7 @@ import base64
 import json
 import threading
 import time
+import uuid
 from collections import OrderedDict
 from typing import Any
 
@@ -19,10 +20,14 @@ from portcullis.accounts.identity import (
     identity_from_operator_key,
     identity_from_session,
 )
+from portcullis.accounts.identity_cache import EpochSource, Stamp
 from portcullis.accounts.tokens import SessionClaims, verify
 from portcullis.callers import Origin
 
 OPERATOR_PATHS = ("/api/v1/operator/",)
+# flask.g: (tenant id, the default limit's Pending) when that call also read the tenant's
+# identity epochs (app/extensions.py)
+IDENTITY_EPOCHS = "identity_epochs"
 
 
 class _RequestLoaderOnly(LoginManager):  # type: ignore[misc]
@@ -106,6 +111,20 @@ def _operator_allowed(request: Request) -> bool:
         request.method == "GET" and path.startswith("/api/v1/jobs/"))
 
 
+def _epochs() -> EpochSource | None:
+    """The identity cache's epochs, as the default limit's Redis call read them this
+    request; none for another tenant, or when that call was not made or not answered."""
+    sent: tuple[uuid.UUID, Any] | None = g.get(IDENTITY_EPOCHS)
+    if sent is None:
+        return None
+    tenant_id, pending = sent
+
+    def source(tenant: uuid.UUID) -> Stamp | None:
+        return pending.epochs() if tenant == tenant_id else None
+
+    return source
+
+
 def load_identity(request: Request) -> Principal | None:
     authorization = request.headers.get("Authorization", "")
     if authorization:
@@ -117,14 +136,14 @@ def load_identity(request: Request) -> Principal | None:
             if not _operator_allowed(request):
                 return None
             return identity_from_operator_key(secret, request_origin())
-        return identity_from_access_key(secret, request_origin())
+        return identity_from_access_key(secret, request_origin(), _epochs())
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         return None
     claims = _verified.claims(token)
     if claims is None:
         return None
-    return identity_from_session(claims, request_origin())
+    return identity_from_session(claims, request_origin(), _epochs())
 
 
 def session_claims(request: Request) -> SessionClaims | None:

@@ -8,7 +8,7 @@ status) and what ``/auth/me`` shows, all read by the same single statement.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 
@@ -16,6 +16,7 @@ from sqlalchemy import and_, bindparam, exists, func, select, update
 
 from portcullis import secrets_gen
 from portcullis.access_keys import service as access_keys
+from portcullis.accounts.identity_cache import EpochSource, principals
 from portcullis.accounts.models import (
     Membership,
     MemberStatus,
@@ -120,8 +121,35 @@ _LIVE_SESSION = prepared("portcullis_live_session", select(
     _live, select(func.count()).select_from(_touched).scalar_subquery().label("touched")))
 
 
-def identity_from_session(claims: SessionClaims, origin: Origin) -> Principal | None:
-    """The principal behind a live session row, refreshing its idle clock; None if it died."""
+def _for_origin(principal: Principal, origin: Origin) -> Principal:
+    """A remembered principal, acting from this request's address and user agent."""
+    if principal.caller.origin == origin:  # the same client again: nothing to change
+        return principal
+    return replace(principal, caller=replace(principal.caller, origin=origin))
+
+
+@dataclass(frozen=True)
+class _RememberedSession:
+    principal: Principal
+    user_id: uuid.UUID
+    ip: str | None  # the session's address: any other takes the database path (the alert)
+
+
+def identity_from_session(claims: SessionClaims, origin: Origin,
+                          epochs: EpochSource | None = None) -> Principal | None:
+    """The principal behind a live session row, refreshing its idle clock; None if it died.
+
+    Served from ``identity_cache`` while the tenant's epochs (read first, so that they are
+    older than the row) are still those it was read under.
+    """
+    stamp = epochs(claims.tenant_id) if epochs is not None else None
+    key = ("session", claims.session_id)
+    hit = principals.valid(key, stamp)
+    if hit is not None and hit.tenant_id == claims.tenant_id:
+        remembered: _RememberedSession = hit.value
+        if remembered.user_id == claims.user_id and not (
+                remembered.ip and origin.ip and origin.ip != remembered.ip):
+            return _for_origin(remembered.principal, origin)
     now = datetime.now(UTC)
     rows = one_round_trip(tenant_steps(claims.tenant_id, _LIVE_SESSION, {
         "session_id": claims.session_id, "user_id": claims.user_id,
@@ -130,21 +158,31 @@ def identity_from_session(claims: SessionClaims, origin: Origin) -> Principal | 
         "active": MemberStatus.active.value}))
     row = rows[0] if rows else None
     if row is None:
+        principals.forget(key)
         return None
     if (row.revoked_at is not None or row.member_status != MemberStatus.active
             or now >= row.expires_at or now - row.last_seen_at >= IDLE_TIMEOUT
             or now - row.created_at >= ABSOLUTE_LIFETIME):
+        principals.forget(key)
         return None
-    if row.ip and origin.ip and origin.ip != row.ip:
-        with tenant_session(claims.tenant_id) as db:
-            session_ip_changed(db, claims.tenant_id, row.id, claims.user_id, row.ip,
-                               origin.ip)
     role = Role(row.role)
     mfa_enabled = row.totp_enabled_at is not None
     state = _effective_state(SessionState(row.state), role, mfa_enabled)
     caller = Caller.user(claims.tenant_id, claims.user_id, role, origin)
-    return Principal(caller, row.id, state, row.tenant_status, mfa_enabled, row.email,
-                     row.name, row.tenant_name)
+    principal = Principal(caller, row.id, state, row.tenant_status, mfa_enabled, row.email,
+                          row.name, row.tenant_name)
+    if row.ip and origin.ip and origin.ip != row.ip:
+        with tenant_session(claims.tenant_id) as db:
+            session_ip_changed(db, claims.tenant_id, row.id, claims.user_id, row.ip,
+                               origin.ip)
+        return principal
+    # Served from memory until the idle clock needs its refresh (a minute after the last
+    # one: this statement's, if it made one), or either expiry comes.
+    seen = now if row.touched else row.last_seen_at
+    until = min(row.expires_at, row.created_at + ABSOLUTE_LIFETIME, seen + TOUCH_EVERY)
+    principals.put(key, claims.tenant_id, stamp, until.timestamp(),
+                   _RememberedSession(principal, claims.user_id, row.ip))
+    return principal
 
 
 # An access key, its creator's membership and the tenant, found by the key's digest: the
@@ -163,31 +201,53 @@ _LIVE_KEY = prepared("portcullis_live_key", (
     .outerjoin(_tenant, _tenant.c.id == _key.c.tenant_id)))
 
 
-def identity_from_access_key(secret: str, origin: Origin) -> Principal | None:
+@dataclass(frozen=True)
+class _RememberedKey:
+    principal: Principal
+    ip: str | None  # its last use's address: any other is recorded (the new-IP rule)
+
+
+def identity_from_access_key(secret: str, origin: Origin,
+                             epochs: EpochSource | None = None) -> Principal | None:
     """The principal a live key acts as; its use (time, address, the new-IP rule) recorded.
 
     The common case is one read: the same key used again from its last address within
     TOUCH_EVERY has nothing new to record (that address is in its seen-IP history, so the
-    new-IP rule cannot fire). Anything else (first use, another address, a minute gone
-    by) takes the full path, which records the use in its own transaction.
+    new-IP rule cannot fire), and is then served from ``identity_cache`` under its tenant's
+    epochs (known from the key's last read). Anything else (first use, another address, a
+    minute gone by) takes the full path, which records the use in its own transaction.
     """
     if not secret.startswith(access_keys.ACCESS_PREFIX):
         return None
+    digest = secrets_gen.digest(secret)
+    cache_key = ("key", digest)
+    known = principals.get(cache_key)
+    stamp = epochs(known.tenant_id) if known is not None and epochs is not None else None
+    hit = principals.valid(cache_key, stamp)
+    if hit is not None and hit.value is not None and hit.value.ip == origin.ip:
+        return _for_origin(hit.value.principal, origin)
     now = datetime.now(UTC)
-    rows = one_round_trip(owner_steps(access_keys.KEY_TENANT, _LIVE_KEY,
-                                      {"key_hash": secrets_gen.digest(secret)}))
+    rows = one_round_trip(owner_steps(access_keys.KEY_TENANT, _LIVE_KEY, {"key_hash": digest}))
     key = rows[0] if rows else None
     if key is None or key.revoked_at is not None or key.expires_at <= now:
+        principals.forget(cache_key)
         return None
     if (key.last_used_at is None or key.last_used_ip != origin.ip
             or now - key.last_used_at >= TOUCH_EVERY or key.member_status is None):
         return _identity_from_access_key_recorded(secret, origin)
     if key.member_status != MemberStatus.active:
+        principals.forget(cache_key)
         return None  # dies with its creator's suspension or removal
     caller = Caller.access_key(key.tenant_id, key.id, key.created_by_user_id, Role(key.role),
                                frozenset(key.scopes), origin)
-    return Principal(caller, tenant_status=key.tenant_status,
-                     mfa_enabled=key.totp_enabled_at is not None)
+    principal = Principal(caller, tenant_status=key.tenant_status,
+                          mfa_enabled=key.totp_enabled_at is not None)
+    if known is None or known.tenant_id != key.tenant_id:
+        stamp = None  # no stamp read before this row: remember only the tenant
+    until = min(key.expires_at, key.last_used_at + TOUCH_EVERY)
+    principals.put(cache_key, key.tenant_id, stamp, until.timestamp(),
+                   _RememberedKey(principal, key.last_used_ip) if stamp else None)
+    return principal
 
 
 _CREATOR = (
