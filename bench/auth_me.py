@@ -1,9 +1,9 @@
 """auth_me: the front door's own cost, against a plain Flask app in the same run.
 
-Two gunicorns from the Procfile's web command, same config (2 workers x 4 threads): a plain
-Flask app (``bench.plain_flask``) and the real app plus one trivial route
-(``bench.wsgi_bare``). wrk (2 threads, 32 keep-alive connections) loads, in rounds that
-alternate every target so drift on the machine hits all alike:
+Two gunicorns from the Procfile's web command, same config (its defaults: 2 x cores
+workers of 2 threads): a plain Flask app (``bench.plain_flask``) and the real app plus
+one trivial route (``bench.wsgi_bare``). wrk (2 threads, 32 keep-alive connections)
+loads, in rounds that alternate every target so drift on the machine hits all alike:
 
 - plain Flask ``GET /_bench/bare`` -- the baseline;
 - the app's ``GET /_bench/bare`` (every app-wide hook: request id, client address, security
@@ -21,6 +21,7 @@ median round's p99 under 80 ms. Every response must be 2xx.
 from __future__ import annotations
 
 import json
+import os
 
 from bench.audit_page import superuser
 from bench.harness import (
@@ -38,8 +39,6 @@ from bench.harness import (
 )
 
 NAME = "auth_me"
-WORKERS = 2
-THREADS = 4  # the gunicorn config's default WEB_THREADS
 CONNECTIONS = 32
 WRK_THREADS = 2
 ROUNDS = 7
@@ -85,7 +84,9 @@ def _seed_key() -> str:
 def run(svc: Services) -> bool:
     require_wrk()
     print(f"[{NAME}] wrk {WRK_THREADS} threads x {CONNECTIONS} connections, {ROUNDS} rounds "
-          f"of {SECONDS:g}s per target; each gunicorn {WORKERS} workers x {THREADS} threads",
+          f"of {SECONDS:g}s per target; each gunicorn as its config's defaults are "
+          f"(2 x {os.cpu_count()} cores workers x 2 threads, unless WEB_CONCURRENCY or "
+          "WEB_THREADS is set)",
           flush=True)
     cookies = [session_cookie(m) for m in viewonly_members(CONNECTIONS, 1, "me")]
     key = _seed_key()
@@ -102,9 +103,9 @@ def run(svc: Services) -> bool:
     }
 
     results: dict[str, list[WrkResult]] = {label: [] for label, _ in TARGETS}
-    with gunicorn(svc, f"{NAME}-plain", workers=WORKERS, threads=THREADS,
+    with gunicorn(svc, f"{NAME}-plain",
                   app_module="bench.plain_flask:application") as plain_port, \
-            gunicorn(svc, NAME, workers=WORKERS, threads=THREADS,
+            gunicorn(svc, NAME,
                      app_module="bench.wsgi_bare:application") as app_port:
         ports = {label: plain_port if label == "plain" else app_port for label in plans}
         _precheck(plain_port, app_port, plans)

@@ -136,15 +136,21 @@ def web_command(app_module: str | None = None) -> list[str]:
 
 
 @contextlib.contextmanager
-def gunicorn(svc: Services, name: str, *, workers: int, threads: int,
-             app_module: str | None = None) -> Iterator[int]:
-    """Run the web process on a free port; yields the port, stops it afterwards."""
+def gunicorn(svc: Services, name: str, *, workers: int | None = None,
+             threads: int | None = None, app_module: str | None = None) -> Iterator[int]:
+    """Run the web process on a free port; yields the port, stops it afterwards. Workers
+    and threads not given are the gunicorn config's defaults."""
     from devstack.process import ServiceProcess
 
     port = free_port()
     env = dict(os.environ)
-    env.update({"PORT": str(port), "WEB_CONCURRENCY": str(workers),
-                "WEB_THREADS": str(threads), "PYTHONPATH": str(ROOT)})
+    env.update({"PORT": str(port), "PYTHONPATH": str(ROOT)})
+    env.pop("WEB_CONCURRENCY", None)
+    env.pop("WEB_THREADS", None)
+    if workers is not None:
+        env["WEB_CONCURRENCY"] = str(workers)
+    if threads is not None:
+        env["WEB_THREADS"] = str(threads)
     log = svc.logs / f"{name}.log"
     web = ServiceProcess(f"web-{name}", web_command(app_module), log, env=env, cwd=ROOT)
     web.start()

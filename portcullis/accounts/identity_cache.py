@@ -32,8 +32,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
-from sqlalchemy import event
-from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
+from sqlalchemy import Insert, Update, event
+from sqlalchemy.orm import Mapper, ORMExecuteState, Session, object_session
+from sqlalchemy.sql import visitors
+from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.sql.elements import TextClause
 
 from portcullis.redis_client import get_redis
@@ -48,7 +50,10 @@ GLOBAL = "*"  # the epoch of every tenant at once (writes whose tenant is not kn
 # The tables a principal is read from: a write to any of them may change one.
 IDENTITY_TABLES = frozenset({"user_sessions", "memberships", "users", "tenants",
                              "access_keys"})
-_RAW_WRITE = re.compile(r"\b(?:UPDATE|DELETE\s+FROM)\s+(?:\w+\.)?(\w+)", re.IGNORECASE)
+# Raw SQL is taken for a write to them whenever it names one of them beside any DML keyword.
+_RAW_DML = re.compile(r"\b(?:UPDATE|DELETE|MERGE|TRUNCATE|INSERT)\b", re.IGNORECASE)
+_RAW_TABLE = re.compile(r"\b(?:" + "|".join(sorted(IDENTITY_TABLES)) + r")\b", re.IGNORECASE)
+_BOOKKEEPING = {"access_keys": frozenset({"last_used_at", "last_used_ip"})}
 
 Stamp = tuple[int, ...]
 # The current stamp of a tenant, read before the rows it will vouch for; None: unknown (the
@@ -175,34 +180,64 @@ def _session_tenant(session: Session) -> uuid.UUID | str:
     return tenant if isinstance(tenant, uuid.UUID) else GLOBAL
 
 
-@event.listens_for(Session, "after_flush")
-def _note_flushed(session: Session, _flush: UOWTransaction) -> None:
-    """Rows changed or deleted by the unit of work (new rows can be in no cache)."""
-    for obj in (*session.dirty, *session.deleted):
-        table = getattr(obj, "__tablename__", None)
-        if table in IDENTITY_TABLES:
-            tenant = obj.id if table == "tenants" else getattr(obj, "tenant_id", None)
-            _changed(session).add(tenant if isinstance(tenant, uuid.UUID) else GLOBAL)
+@event.listens_for(Mapper, "after_update")
+@event.listens_for(Mapper, "after_delete")
+def _note_persisted(_mapper: Mapper[Any], _connection: Any, obj: Any) -> None:
+    """A row the unit of work changed or deleted (cascades included); new rows can be in no
+    cache."""
+    table = getattr(obj, "__tablename__", None)
+    session = object_session(obj)
+    if table in IDENTITY_TABLES and session is not None:
+        tenant = obj.id if table == "tenants" else getattr(obj, "tenant_id", None)
+        _changed(session).add(tenant if isinstance(tenant, uuid.UUID) else GLOBAL)
 
 
 @event.listens_for(Session, "do_orm_execute")
 def _note_statement(state: ORMExecuteState) -> None:
-    """UPDATE and DELETE statements (``session.execute(update(...))``, raw SQL too)."""
-    statement = state.statement
-    if state.is_update or state.is_delete:
-        table = getattr(getattr(statement, "table", None), "name", None)
-        if table in IDENTITY_TABLES:
-            _changed(state.session).add(_session_tenant(state.session))
-    elif isinstance(statement, TextClause) and any(
-            m.group(1).lower() in IDENTITY_TABLES for m in _RAW_WRITE.finditer(statement.text)):
+    """Statements run through the session: ``update()``, ``delete()``, upserts, writes
+    inside CTEs, raw SQL (read as a write whenever it could be one)."""
+    if _writes_identity(state.statement):
         _changed(state.session).add(_session_tenant(state.session))
+
+
+def _writes_identity(statement: Any) -> bool:
+    if isinstance(statement, TextClause):
+        text = statement.text
+        return bool(_RAW_DML.search(text) and _RAW_TABLE.search(text))
+    for element in visitors.iterate(statement):
+        if not isinstance(element, UpdateBase):
+            continue
+        table = getattr(getattr(element, "table", None), "name", None)
+        if table not in IDENTITY_TABLES:
+            continue
+        if isinstance(element, Insert) and getattr(element, "_post_values_clause", None) is None:
+            continue  # a plain INSERT: a new row is in no cache
+        if isinstance(element, Update) and _bookkeeping_only(element, table):
+            continue
+        return True
+    return False
+
+
+def _bookkeeping_only(statement: Update, table: str) -> bool:
+    """An UPDATE that sets only columns no principal depends on (a key's last use: its
+    cached entry runs out on that clock by itself)."""
+    columns = _BOOKKEEPING.get(table)
+    values = getattr(statement, "_values", None)
+    if not columns or not values:
+        return False  # values given at execution, or anything else: a write
+    return {getattr(k, "key", k) for k in values} <= columns
 
 
 @event.listens_for(Session, "after_commit")
 def _bump_after_commit(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # RELEASE SAVEPOINT: the real COMMIT is still to come
     bump(session.info.pop(_CHANGED, set()))
 
 
 @event.listens_for(Session, "after_rollback")
 def _forget_rolled_back(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # ROLLBACK TO SAVEPOINT: what was noted before it still commits (a spare
+        # bump for the rest is harmless)
     session.info.pop(_CHANGED, None)

@@ -7,6 +7,8 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
+from portcullis.accounts import identity_cache
+
 HERE = Path(__file__).parent
 
 
@@ -18,3 +20,6 @@ def alembic_config() -> Config:
 
 def upgrade(revision: str = "head") -> None:
     command.upgrade(alembic_config(), revision)
+    # A migration writes outside any SQLAlchemy session the identity cache listens to: every
+    # principal cached anywhere is read again (portcullis/accounts/identity_cache.py).
+    identity_cache.bump({identity_cache.GLOBAL})

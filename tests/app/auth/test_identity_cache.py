@@ -5,10 +5,12 @@ epoch bump, a Redis that lost its data and a Redis that is down leave behind."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +18,8 @@ from typing import Any
 import pytest
 from flask import Flask
 from sqlalchemy import select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import DBAPIError
 
 from portcullis.access_keys.models import AccessKey
 from portcullis.accounts import identity, identity_cache, sessions
@@ -265,3 +269,83 @@ def test_a_forged_session_id_in_a_cached_tenant_is_still_refused(app: Flask) -> 
     client = make_client(app, ip=ip)
     client.set_cookie("portcullis_session", token, domain="localhost")
     _expect_401(client.get(ME))
+
+
+# ------------------------------------------------ writes the listener must not miss (review)
+
+def test_a_failed_savepoint_keeps_what_was_noted_before_it(app: Flask) -> None:
+    who, ip = _member_session(), fresh_ip()
+    client = _warm(app, who, ip)
+    with tenant_session(who.member.tenant_id) as db:
+        sessions.revoke(db, who.session_id)
+        with contextlib.suppress(DBAPIError), db.begin_nested():
+            db.execute(text("SELECT 1/0"))
+    _expect_401(client.get(ME))
+
+
+def test_a_released_savepoint_bumps_only_after_the_real_commit(
+        app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bumped at RELEASE SAVEPOINT, a concurrent request would read the new epoch and the
+    old row, and keep the revoked session under the current epoch."""
+    who, ip = _member_session(), fresh_ip()
+    client = _warm(app, who, ip)
+    real, seen = identity_cache.bump, []
+
+    def bump_then_read(tenants: set[Any]) -> None:
+        real(tenants)
+        if tenants:  # a request right after the bump
+            seen.append(client.get(ME).status_code)
+
+    monkeypatch.setattr(identity_cache, "bump", bump_then_read)
+    with tenant_session(who.member.tenant_id) as db, db.begin_nested():
+        sessions.revoke(db, who.session_id)
+    assert seen == [401]
+    _expect_401(client.get(ME))
+
+
+def test_an_upsert_and_a_write_inside_a_cte_are_writes(app: Flask) -> None:
+    upserted, in_cte = _member_session(), _member_session()
+    upserts, ctes = _warm(app, upserted, fresh_ip()), _warm(app, in_cte, fresh_ip())
+    m = upserted.member
+    with tenant_session(m.tenant_id) as db:
+        db.execute(insert(Membership).values(id=uuid.uuid4(), tenant_id=m.tenant_id,
+                                             user_id=m.user_id, role="admin")
+                   .on_conflict_do_update(index_elements=["user_id"],
+                                          set_={"role": "admin"}))
+    assert upserts.get(ME).get_json()["role"] == "admin"
+    revoked = (update(UserSession).where(UserSession.id == in_cte.session_id)
+               .values(revoked_at=datetime.now(UTC)).returning(UserSession.id).cte("r"))
+    with tenant_session(in_cte.member.tenant_id) as db:
+        assert db.execute(select(revoked.c.id)).all()
+    _expect_401(ctes.get(ME))
+
+
+@pytest.mark.parametrize("sql", [
+    'UPDATE "user_sessions" SET revoked_at = now() WHERE id = :id',
+    "UPDATE ONLY user_sessions SET revoked_at = now() WHERE id = :id",
+    "WITH r AS (UPDATE user_sessions SET revoked_at = now() WHERE id = :id RETURNING id) "
+    "SELECT id FROM r",
+])
+def test_raw_sql_that_names_an_identity_table_is_a_write(app: Flask, sql: str) -> None:
+    who, ip = _member_session(), fresh_ip()
+    client = _warm(app, who, ip)
+    with tenant_session(who.member.tenant_id) as db:
+        db.execute(text(sql), {"id": who.session_id})
+    _expect_401(client.get(ME))
+
+
+def test_a_keys_last_use_alone_bumps_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bookkeeping that no principal depends on (a key's cached entry runs out on that
+    clock by itself) leaves the tenant's other cached principals alone."""
+    admin = make_member(make_tenant(), Role.admin)
+    key = make_access_key(admin, ["buckets:read"])
+    bumped: list[set[Any]] = []
+    monkeypatch.setattr(identity_cache, "bump", lambda t: bumped.append(set(t)))
+    with tenant_session(admin.tenant_id) as db:
+        db.execute(update(AccessKey).where(AccessKey.id == key.id)
+                   .values(last_used_at=datetime.now(UTC), last_used_ip="198.18.0.9"))
+    assert not any(bumped)
+    with tenant_session(admin.tenant_id) as db:
+        db.execute(update(AccessKey).where(AccessKey.id == key.id)
+                   .values(last_used_ip="198.18.0.9", revoked_at=datetime.now(UTC)))
+    assert [b for b in bumped if b] == [{admin.tenant_id}]
