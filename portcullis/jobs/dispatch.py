@@ -24,9 +24,14 @@ def send_after_commit(session: Session, task_name: str, object_id: uuid.UUID) ->
 
 
 def send_now(task_name: str, job_id: str) -> bool:
-    """Publish one message; False (logged, not raised) when the broker is unreachable."""
+    """Publish one message; False (logged, not raised) when the broker is unreachable.
+
+    ``ignore_result``: the job row is the result, so nothing waits on Celery's. Without it
+    the producer subscribes to each task's result in Redis, and dropping the returned
+    ``AsyncResult`` (whenever the collector gets to it) unsubscribes: with Redis down, that
+    is the result backend's reconnect loop, 20 s inside whatever request was running."""
     try:
-        producer().send_task(task_name, args=[job_id], retry=True,
+        producer().send_task(task_name, args=[job_id], retry=True, ignore_result=True,
                              retry_policy={"max_retries": 1, "interval_start": 0.2})
     except Exception as exc:  # noqa: BLE001 - any broker failure leaves the job for the sweeper
         log.warning("job %s not sent (%s); the sweeper will resend it", job_id,

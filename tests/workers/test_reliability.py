@@ -59,6 +59,10 @@ def test_job_enqueued_while_redis_is_down_runs_after_it_returns(
         stack: LocalStack, worker: CeleryProcess, beat: CeleryProcess) -> None:
     redis_server = stack["redis"]
     beat.wait_for_log("beat: Acquired lock")  # beat is connected when Redis goes away
+    # A send while Redis is up first: a producer that subscribed to task results would now
+    # be connected to them, and stall for 20 s reconnecting once Redis is gone.
+    earlier = enqueue("tasks.default.sample_steps", {"steps": 1, "pause": 0})
+    assert wait_finished(earlier, timeout=60).status == "succeeded"
     redis_server.stop()
     try:
         started = time.monotonic()

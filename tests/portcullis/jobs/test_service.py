@@ -108,3 +108,17 @@ def test_cli_requeue_stuck(sent: list[tuple[str, str]]) -> None:
     assert result.exit_code == 0
     assert "requeued" in result.output
     assert str(job_id) in {j for _, j in sent}
+
+
+@pytest.mark.usefixtures("stack")
+def test_the_producer_never_waits_on_task_results() -> None:
+    """The job row is the result: a send subscribes to nothing in the result backend, so
+    no dropped ``AsyncResult`` can run the backend's 20 s reconnect loop while Redis is
+    down (tests/workers/test_reliability.py has the outage itself)."""
+    from portcullis.jobs.queue import producer
+
+    assert dispatch.send_now("tasks.default.sample_steps", str(uuid.uuid4()))
+    backend = producer().backend
+    pending, weak = backend._pending_results
+    assert not pending and not weak
+    assert getattr(backend.result_consumer, "_pubsub", None) is None
