@@ -7,7 +7,6 @@ lock's Redis key, never by waiting."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,7 +32,7 @@ from tests.support.factories import (
     make_tenant,
 )
 from tests.support.mail import wait_for_mail
-from tests.support.web import csrf_headers, log_in, make_client, problem_code
+from tests.support.web import csrf_headers, log_in, make_client, problem_code, settings_env
 
 pytestmark = pytest.mark.usefixtures("stack")
 
@@ -135,19 +134,8 @@ def test_a_correct_code_under_the_threshold_still_works(app: Flask) -> None:
 @pytest.fixture
 def lockout_of_three() -> Iterator[None]:
     """MFA_LOCKOUT_FAILURES=3 and a 60 s lock for this test; the settings are restored."""
-    names = {"MFA_LOCKOUT_FAILURES": "3", "MFA_LOCKOUT_SECONDS": "60"}
-    saved = {name: os.environ.get(name) for name in names}
-    os.environ.update(names)
-    get_settings.cache_clear()
-    try:
+    with settings_env(MFA_LOCKOUT_FAILURES="3", MFA_LOCKOUT_SECONDS="60"):
         yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        get_settings.cache_clear()
 
 
 @pytest.mark.usefixtures("lockout_of_three")
@@ -166,19 +154,8 @@ def test_the_threshold_and_lock_length_are_settings(app: Flask) -> None:
 def doubling_lock(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Three wrong codes lock for 60 s, and repeated locks are capped at 150 s."""
     monkeypatch.setattr(mfa, "MAX_LOCK_SECONDS", 150)
-    names = {"MFA_LOCKOUT_FAILURES": "3", "MFA_LOCKOUT_SECONDS": "60"}
-    saved = {name: os.environ.get(name) for name in names}
-    os.environ.update(names)
-    get_settings.cache_clear()
-    try:
+    with settings_env(MFA_LOCKOUT_FAILURES="3", MFA_LOCKOUT_SECONDS="60"):
         yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        get_settings.cache_clear()
 
 
 @pytest.mark.usefixtures("doubling_lock")
