@@ -157,10 +157,6 @@ class PrincipalCache:
         with self._lock:
             self._entries.pop(key, None)
 
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-
 
 principals = PrincipalCache()
 
