@@ -27,6 +27,23 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "schedule": float(sweep_every),
             "options": {"expires": float(sweep_every)},
         },
+        # Billing, in UTC (the worker's timezone): usage for the day that just ended, then
+        # the overdue check, then the previous month's run (a no-op once it is done).
+        "collect-usage": {
+            "task": "tasks.billing.collect_usage",
+            "schedule": crontab(hour=0, minute=5),
+            "options": {"expires": 3000.0},
+        },
+        "check-overdue": {
+            "task": "tasks.billing.check_overdue",
+            "schedule": crontab(hour=0, minute=20),
+            "options": {"expires": 3000.0},
+        },
+        "bill-previous-month": {
+            "task": "tasks.billing.bill_previous_month",
+            "schedule": crontab(hour=0, minute=35),
+            "options": {"expires": 3000.0},
+        },
         "sweep-alerts": {
             "task": "tasks.alerts.sweep_alerts",
             "schedule": float(sweep_every),

@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     UPLOAD_MAX_BYTES: int = Field(default=25 * 1024 * 1024, ge=1)
     BCRYPT_ROUNDS: int = Field(default=12, ge=4, le=31)
     RATE_LIMIT_DEFAULT: str = "100/minute"
+    # Billing (API.md's Billing section): prices in the currency's minor units.
+    BILLING_CURRENCY: str = Field(default="BRL", pattern=r"^[A-Z]{3}$")
+    PRICE_STORAGE_GIB_MONTH_CENTS: int = Field(default=25, ge=0)
+    PRICE_EGRESS_GIB_CENTS: int = Field(default=10, ge=0)
+    PRICE_SFTP_ACCOUNT_MONTH_CENTS: int = Field(default=500, ge=0)
+    INVOICE_DUE_DAYS: int = Field(default=15, ge=0, le=365)
 
     # Operational knobs beyond API.md's list; each has a production-safe default.
     JOB_REQUEUE_AFTER_SECONDS: int = Field(default=60, ge=1)

@@ -13,8 +13,19 @@ from portcullis.accounts.models import (
 )
 from portcullis.alerts.models import Alert, SeenIP
 from portcullis.audit.models import AuditEvent
+from portcullis.billing.models import (
+    BillingProfile,
+    BillingRun,
+    Invoice,
+    InvoiceCounter,
+    InvoiceLine,
+    Payment,
+    StorageUsage,
+    TenantUsage,
+)
 from portcullis.jobs.models import Job
 from portcullis.links.models import ShareLink
+from portcullis.sftp.models import SftpAccount
 from portcullis.storage.models import Bucket, BucketPermission, EgressDaily, File, Upload
 from portcullis.tenants.models import Tenant
 
@@ -22,19 +33,28 @@ __all__ = [
     "AccessKey",
     "Alert",
     "AuditEvent",
+    "BillingProfile",
+    "BillingRun",
     "Bucket",
     "BucketPermission",
     "EgressDaily",
     "EmailToken",
     "File",
     "Invitation",
+    "Invoice",
+    "InvoiceCounter",
+    "InvoiceLine",
     "Job",
     "Membership",
     "OperatorKey",
+    "Payment",
     "RecoveryCode",
     "SeenIP",
+    "SftpAccount",
     "ShareLink",
+    "StorageUsage",
     "Tenant",
+    "TenantUsage",
     "Upload",
     "User",
     "UserSession",

@@ -13,7 +13,7 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Generic, Protocol, TypeVar
 
 from sqlalchemy import Select, tuple_
@@ -57,6 +57,8 @@ def _value(raw: Any, kind: type) -> Any:
         if value.utcoffset() is None:  # ours are always aware; naive ones compare by TZ
             raise ValueError
         return value
+    if kind is date:
+        return date.fromisoformat(raw)
     return uuid.UUID(raw) if kind is uuid.UUID else kind(raw)
 
 

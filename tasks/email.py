@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import portcullis.accounts.mail  # noqa: F401 - registers accounts' email sources
+import portcullis.accounts.mail
+import portcullis.billing.mail  # noqa: F401 - registers billing's email source
 from portcullis.email import service as email
 from workers.job_runner import JobContext, job_task
 

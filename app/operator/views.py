@@ -32,6 +32,5 @@ class TenantOut(ResponseModel):
            auth=OPERATOR, request=TenantStatusIn, response=TenantOut, errors=(404,))
 def tenant_status(tenant_id: uuid.UUID) -> ResponseReturnValue:
     body = parse_body(TenantStatusIn)
-    tenant = tenants.set_status(current_caller(), tenant_id, TenantStatus(body.status),
-                                "operator")
+    tenant = tenants.set_status(current_caller(), tenant_id, TenantStatus(body.status))
     return jsonify(TenantOut.model_validate(tenant).model_dump(mode="json"))

@@ -43,6 +43,12 @@ ACTIONS: dict[str, Severity] = {
     "file.deleted": Severity.notice,
     "link.created": Severity.info,
     "link.revoked": Severity.info,
+    "billing.profile_updated": Severity.notice,
+    "invoice.issued": Severity.info,
+    "invoice.payment_recorded": Severity.notice,
+    "invoice.paid": Severity.info,
+    "invoice.overdue": Severity.warning,
+    "invoice.voided": Severity.warning,
     "alert.delivered": Severity.info,
     "alert.given_up": Severity.critical,
 }

@@ -10,10 +10,8 @@ import click
 from rich.progress import Progress
 
 from portcullis.audit import service as audit_service
-from portcullis.callers import Caller, Origin
+from portcullis.cli.actor import CLI
 from portcullis.exports import service as exports
-
-CLI = Caller.operator(None, Origin(None, "portcullis-cli"), label="cli")
 
 
 @click.group()

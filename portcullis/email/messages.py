@@ -96,3 +96,32 @@ MFA_LOCKED = _notice(
     "Someone signed in with your password and then entered too many wrong two-factor codes, "
     "so the two-factor step of your account is locked for a while. Your password is "
     "probably known to someone else: reset it now and tell your admin.")
+
+# --------------------------------------------------------------------------- billing
+# To the billing profile's email (API.md's Emails section); ``billing`` fills them at send
+# time from the invoice and the profile as they stand then.
+
+INVOICE_ISSUED = kind(
+    "invoice_issued", "Portcullis invoice {number} for {period}",
+    "Hello {legal_name},\n\nInvoice {number} for {period} was issued: {total}, due on {due}."
+    "\nYour admins can download it from the console.\n",
+    source="billing")
+
+INVOICE_OVERDUE = kind(
+    "invoice_overdue", "Portcullis invoice {number} is overdue",
+    "Hello {legal_name},\n\nInvoice {number} for {period} ({total}) was due on {due} and is "
+    "not paid yet. A tenant with an invoice unpaid 30 days after its due date is suspended "
+    "(read-only).\n",
+    source="billing")
+
+TENANT_SUSPENDED = kind(
+    "tenant_suspended", "Portcullis: {tenant} is suspended",
+    "Hello {legal_name},\n\n{tenant} is suspended (read-only) because an invoice is unpaid "
+    "30 days after its due date. Paying it reactivates the account.\n",
+    source="billing")
+
+TENANT_REACTIVATED = kind(
+    "tenant_reactivated", "Portcullis: {tenant} is active again",
+    "Hello {legal_name},\n\nEvery overdue invoice of {tenant} is settled: the account is "
+    "active again.\n",
+    source="billing")

@@ -231,6 +231,11 @@ def read_job(caller: Caller, job_id: uuid.UUID) -> JobView:
 # --- for other domains ---------------------------------------------------------------------
 
 
+def operator_key_of(session: Session, job_id: uuid.UUID) -> uuid.UUID | None:
+    """The operator key that started a job, if one did (its work acts as that operator)."""
+    return session.scalar(select(Job.created_by_operator_key_id).where(Job.id == job_id))
+
+
 def failed_job_ids() -> Select[uuid.UUID]:
     """The ids of jobs that failed for good, as a subquery another domain filters by (what
     waited on them must be settled)."""

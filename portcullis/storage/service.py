@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import Select, Subquery, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -22,14 +23,14 @@ from portcullis.db import tenant_session
 from portcullis.pagination import Page, PageRequest, keyset
 from portcullis.storage import access, buckets, files, intake, scan
 from portcullis.storage.buckets import BucketView
-from portcullis.storage.models import EgressDaily, File, Upload
+from portcullis.storage.models import Bucket, EgressDaily, File, Upload
 
 __all__ = [
     "Accepted", "BucketView", "FileRef", "FileView", "Grant", "Incoming", "Lifecycle",
     "UploadView", "can_read_bucket", "create_bucket", "delete_bucket", "delete_file",
-    "expire_files", "get_upload", "list_buckets", "list_files", "readable_file",
+    "egress_per_day", "expire_files", "get_upload", "list_buckets", "list_files", "readable_file",
     "record_egress", "scan_upload", "set_lifecycle", "set_permissions",
-    "settle_failed_scans", "upload",
+    "settle_failed_scans", "stored_per_bucket", "upload",
 ]
 
 
@@ -219,3 +220,23 @@ def record_egress(tenant_id: uuid.UUID, bucket_id: uuid.UUID, sent: int) -> None
             tenant_id=tenant_id, bucket_id=bucket_id, day=datetime.now(UTC).date(), bytes=sent)
             .on_conflict_do_update(constraint="uq_egress_daily_bucket_day",
                                    set_={"bytes": EgressDaily.bytes + sent}))
+
+
+# --- for billing -----------------------------------------------------------------------------
+
+
+def stored_per_bucket() -> Select[uuid.UUID, uuid.UUID, int, int]:
+    """``(tenant_id, bucket_id, bytes, objects)`` of every bucket as it stands (files exist
+    only once scanned clean; an empty bucket stores 0), for billing's usage collection to
+    insert from in one statement."""
+    return (select(Bucket.tenant_id, Bucket.id.label("bucket_id"),
+                   func.coalesce(func.sum(File.size), 0).label("bytes"),
+                   func.count(File.id).label("objects"))
+            .select_from(Bucket).outerjoin(File, File.bucket_id == Bucket.id)
+            .group_by(Bucket.tenant_id, Bucket.id))
+
+
+def egress_per_day() -> Subquery:
+    """``(tenant_id, bucket_id, day, bytes)``: what share links served per bucket and day."""
+    return select(EgressDaily.tenant_id, EgressDaily.bucket_id, EgressDaily.day,
+                  EgressDaily.bytes).subquery("egress")

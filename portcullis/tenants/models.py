@@ -17,10 +17,18 @@ class TenantStatus(StrEnum):
     suspended = "suspended"
 
 
+class SuspendedBy(StrEnum):
+    """Why a tenant is suspended: only the overdue rule lifts its own suspensions."""
+
+    operator = "operator"
+    overdue = "overdue"
+
+
 class Tenant(Base):
     __tablename__ = "tenants"
 
     id: Mapped[uuid.UUID] = uuid_pk()
     name: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(16), default=TenantStatus.active)
+    suspended_by: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = created_at()

@@ -1,4 +1,5 @@
-"""Tenants: created at signup, made read-only (suspended) or active again by an operator.
+"""Tenants: created at signup, made read-only (suspended) or active again by an operator or
+by billing's overdue rule, which lifts only the suspensions it made itself.
 
 What other domains may use of a tenant goes through here: creating one (accounts' signup),
 the row lock that serialises membership changes, its name (emails), and its name and status
@@ -9,8 +10,9 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import Subquery, select
+from sqlalchemy import Select, Subquery, select
 from sqlalchemy.orm import Session
 
 from portcullis.alerts.service import AlertType, raise_alert
@@ -18,10 +20,11 @@ from portcullis.audit.service import Severity, Target, record
 from portcullis.callers import Caller
 from portcullis.db import tenant_session
 from portcullis.errors import NotFound
-from portcullis.tenants.models import Tenant, TenantStatus
+from portcullis.tenants.models import SuspendedBy, Tenant, TenantStatus
 
-__all__ = ["TenantStatus", "TenantView", "create", "joinable", "lock", "name_of",
-           "set_status"]
+__all__ = ["SuspendedBy", "TenantStatus", "TenantView", "create", "existing_before",
+           "joinable", "lock", "name_of", "reactivate_after_overdue", "set_status",
+           "suspend_for_overdue", "suspended_for_overdue"]
 
 
 @dataclass(frozen=True)
@@ -31,27 +34,79 @@ class TenantView:
     status: str
 
 
-def set_status(caller: Caller, tenant_id: uuid.UUID, status: TenantStatus,
-               reason: str) -> TenantView:
-    """Suspend (read-only) or reactivate a tenant, audited in its chain as ``caller`` (an
-    operator); a suspension also raises ``alert.tenant_suspended``."""
+def set_status(caller: Caller, tenant_id: uuid.UUID, status: TenantStatus) -> TenantView:
+    """An operator suspends (read-only) or reactivates a tenant, audited in its chain. An
+    operator's suspension is one the overdue rule never lifts; reactivating lifts either."""
     actor = caller.for_tenant(tenant_id)
     with tenant_session(tenant_id) as db:
-        tenant = db.get(Tenant, tenant_id, with_for_update=True)
-        if tenant is None:
-            raise NotFound("tenant")
-        if tenant.status != status.value:
-            tenant.status = status.value
-            action = ("tenant.suspended" if status is TenantStatus.suspended
-                      else "tenant.reactivated")
-            details = {"reason": reason}
-            event = record(db, actor, action, Target("tenant", str(tenant_id)), details)
-            if status is TenantStatus.suspended:
-                raise_alert(db, tenant_id, AlertType.tenant_suspended,
-                            Severity(event.severity),
-                            f"Tenant {tenant.name} was suspended ({reason})", actor,
-                            actor.origin.ip, details)
+        tenant = _locked(db, tenant_id)
+        if status is TenantStatus.suspended:
+            _suspend(db, actor, tenant, SuspendedBy.operator)
+        else:
+            _reactivate(db, actor, tenant, "operator")
         return TenantView(tenant.id, tenant.name, tenant.status)
+
+
+def suspend_for_overdue(db: Session, actor: Caller, tenant_id: uuid.UUID) -> bool:
+    """The overdue rule's suspension, in the caller's transaction; True when it suspended
+    (an already suspended tenant, whoever suspended it, is left as it is)."""
+    tenant = _locked(db, tenant_id)
+    if tenant.status == TenantStatus.suspended:
+        return False
+    _suspend(db, actor.for_tenant(tenant_id), tenant, SuspendedBy.overdue)
+    return True
+
+
+def reactivate_after_overdue(db: Session, actor: Caller, tenant_id: uuid.UUID) -> bool:
+    """Lift the overdue rule's own suspension, in the caller's transaction; True when it
+    did. An operator's suspension stays."""
+    tenant = _locked(db, tenant_id)
+    if tenant.status != TenantStatus.suspended or tenant.suspended_by != SuspendedBy.overdue:
+        return False
+    _reactivate(db, actor.for_tenant(tenant_id), tenant, "paid")
+    return True
+
+
+def suspended_for_overdue() -> Select[uuid.UUID]:
+    """The ids of tenants the overdue rule suspended, for another domain's query."""
+    return select(Tenant.id).where(Tenant.status == TenantStatus.suspended,
+                                   Tenant.suspended_by == SuspendedBy.overdue)
+
+
+def existing_before(moment: datetime) -> Select[uuid.UUID, str]:
+    """``(id, name)`` of every tenant created before ``moment`` (tenants are never
+    deleted), for another domain's query."""
+    return select(Tenant.id, Tenant.name).where(Tenant.created_at < moment)
+
+
+def _locked(db: Session, tenant_id: uuid.UUID) -> Tenant:
+    tenant = db.get(Tenant, tenant_id, with_for_update=True, populate_existing=True)
+    if tenant is None:
+        raise NotFound("tenant")
+    return tenant
+
+
+def _suspend(db: Session, actor: Caller, tenant: Tenant, by: SuspendedBy) -> None:
+    if tenant.status == TenantStatus.suspended and tenant.suspended_by == by:
+        return
+    was_suspended = tenant.status == TenantStatus.suspended
+    tenant.status = TenantStatus.suspended
+    tenant.suspended_by = by
+    details = {"reason": by.value}
+    event = record(db, actor, "tenant.suspended", Target("tenant", str(tenant.id)), details)
+    if not was_suspended:  # an operator taking over the overdue rule's suspension: no alert
+        raise_alert(db, tenant.id, AlertType.tenant_suspended, Severity(event.severity),
+                    f"Tenant {tenant.name} was suspended ({by.value})", actor,
+                    actor.origin.ip, details)
+
+
+def _reactivate(db: Session, actor: Caller, tenant: Tenant, reason: str) -> None:
+    if tenant.status != TenantStatus.suspended:
+        return
+    details = {"reason": reason, "suspended_by": tenant.suspended_by or "operator"}
+    tenant.status = TenantStatus.active
+    tenant.suspended_by = None
+    record(db, actor, "tenant.reactivated", Target("tenant", str(tenant.id)), details)
 
 
 def create(db: Session, tenant_id: uuid.UUID, name: str) -> None:

@@ -32,6 +32,9 @@ CONTRACT = {
     "upload verdicts (infected)": "upload.infected", "file deletion": "file.deleted",
     "link creation": "link.created", "link revocation": "link.revoked",
     "tenant suspension": "tenant.suspended", "audit exports": "audit.exported",
+    "billing profile changes": "billing.profile_updated", "invoice issue": "invoice.issued",
+    "invoice payment": "invoice.payment_recorded", "invoice void": "invoice.voided",
+    "invoice overdue": "invoice.overdue", "tenant reactivation": "tenant.reactivated",
 }
 
 

@@ -7,6 +7,7 @@
 - ``links``: share links to a file or to an export's object
 - ``jobs``: job rows (no task sent)
 - ``audit``: audit events through the chain writer
+- ``billing``: billing profiles, recorded daily usage, SFTP accounts (no invoices)
 
 They build rows directly in the database, so a refactored service does not change what a
 test starts from; a test of how something is created goes through the API.
@@ -25,6 +26,7 @@ from tests.support.factories.accounts import (
     timedelta_ago,
 )
 from tests.support.factories.audit import record_event
+from tests.support.factories.billing import make_profile, make_sftp_account, record_usage
 from tests.support.factories.jobs import UNREGISTERED_TASK, make_job
 from tests.support.factories.links import Link, make_export_link, make_file_link
 from tests.support.factories.storage import (
@@ -55,10 +57,13 @@ __all__ = [
     "make_job",
     "make_member",
     "make_operator_key",
+    "make_profile",
     "make_recovery_code",
     "make_session",
+    "make_sftp_account",
     "make_tenant",
     "make_upload",
     "record_event",
+    "record_usage",
     "timedelta_ago",
 ]
