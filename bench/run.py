@@ -13,7 +13,7 @@ import time
 import traceback
 from collections.abc import Callable
 
-from bench import audit_export, audit_page, auth_me, logins, uploads
+from bench import audit_export, audit_page, auth_me, billing, logins, uploads
 from bench.harness import Services, services
 
 BENCHMARKS: dict[str, Callable[[Services], bool]] = {
@@ -22,6 +22,7 @@ BENCHMARKS: dict[str, Callable[[Services], bool]] = {
     audit_page.NAME: audit_page.run,
     audit_export.NAME: audit_export.run,
     uploads.NAME: uploads.run,
+    billing.NAME: billing.run,
 }
 
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import func, select, text
+from sqlalchemy import cast, func, select, text, true
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.orm import Session
 
 from portcullis.audit import chain
@@ -29,7 +30,7 @@ from portcullis.redaction import scrub
 __all__ = [
     "ACTIONS", "FORMATS", "IDENTIFIER", "AuditRecord", "EventFilter",
     "Severity", "Target", "Verification", "audit_log", "count_events", "event_json", "iter_chain",
-    "list_events", "record", "severity_of", "spool_file", "tenants_with_events",
+    "list_events", "record", "record_all", "severity_of", "spool_file", "tenants_with_events",
     "verify_chain", "verify_chains", "write_export",
 ]
 
@@ -54,6 +55,9 @@ class AuditRecord:
 class AuditLog(Protocol):
     def record(self, session: Session, record: AuditRecord) -> AuditEvent: ...
 
+    def record_many(self, session: Session, records: list[AuditRecord]
+                    ) -> list[AuditEvent]: ...
+
 
 def _lock_key(tenant_id: uuid.UUID | None) -> str:
     return f"audit-chain:{tenant_id or 'system'}"
@@ -63,37 +67,71 @@ class DatabaseAuditLog:
     """The audit log kept in PostgreSQL, in the caller's transaction."""
 
     def record(self, session: Session, record: AuditRecord) -> AuditEvent:
+        return self.record_many(session, [record])[0]
+
+    def record_many(self, session: Session, records: list[AuditRecord]) -> list[AuditEvent]:
+        """Append ``records`` in order, each to its tenant's chain, in three round trips
+        whatever their number (a billing run's batch): every chain's lock, taken in one
+        order so two writers never deadlock; every chain's last link; the inserts."""
+        keys = sorted({_lock_key(r.tenant_id) for r in records})
         session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-            {"key": _lock_key(record.tenant_id)},
+            text("SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) "
+                 "FROM (SELECT k FROM unnest(CAST(:keys AS text[])) AS k ORDER BY k) AS locks"),
+            {"keys": keys},
         )
-        last = session.execute(
-            select(AuditEvent.seq, AuditEvent.hash)
-            .where(_tenant_clause(record.tenant_id))
-            .order_by(AuditEvent.seq.desc())
-            .limit(1)
-        ).first()
-        seq, prev = (last.seq + 1, bytes(last.hash)) if last else (1, chain.GENESIS)
-        user_agent = (record.origin.user_agent or None) and record.origin.user_agent[:512]
-        fields: dict[str, Any] = {
-            "id": uuid.uuid4(),
-            "tenant_id": record.tenant_id,
-            "seq": seq,
-            "occurred_at": chain.now(),
-            "action": record.action,
-            "severity": str(record.severity),
-            "actor_type": record.actor.actor_type,
-            "actor_id": record.actor.actor_id,
-            "target_type": record.target.type if record.target else None,
-            "target_id": record.target.id if record.target else None,
-            "ip": chain.canonical_ip(record.origin.ip) if record.origin.ip else None,
-            "user_agent": user_agent,
-            "details": scrub(record.details),
-        }
-        event = AuditEvent(**fields, prev_hash=prev, hash=chain.event_digest(prev, fields))
-        session.add(event)
+        heads = self._heads(session, {r.tenant_id for r in records})
+        events = []
+        for record in records:
+            seq, prev = heads.get(record.tenant_id, (0, chain.GENESIS))
+            fields = _fields(record, seq + 1)
+            event = AuditEvent(**fields, prev_hash=prev, hash=chain.event_digest(prev, fields))
+            heads[record.tenant_id] = (seq + 1, event.hash)
+            events.append(event)
+        session.add_all(events)
         session.flush()
-        return event
+        return events
+
+    @staticmethod
+    def _heads(session: Session, tenants: set[uuid.UUID | None]
+               ) -> dict[uuid.UUID | None, tuple[int, bytes]]:
+        """Each chain's last ``(seq, hash)``; a chain with no event yet is absent."""
+        heads: dict[uuid.UUID | None, tuple[int, bytes]] = {}
+        ids = [t for t in tenants if t is not None]
+        if ids:
+            tenant = func.unnest(cast(ids, ARRAY(UUID(as_uuid=True)))).table_valued(
+                "id").render_derived()
+            last = (select(AuditEvent.seq, AuditEvent.hash)
+                    .where(AuditEvent.tenant_id == tenant.c.id)
+                    .order_by(AuditEvent.seq.desc()).limit(1).lateral())
+            for row in session.execute(select(tenant.c.id, last.c.seq, last.c.hash)
+                                       .join(last, true())):
+                heads[row.id] = (row.seq, bytes(row.hash))
+        if None in tenants:
+            system = session.execute(select(AuditEvent.seq, AuditEvent.hash)
+                                     .where(_tenant_clause(None))
+                                     .order_by(AuditEvent.seq.desc()).limit(1)).first()
+            if system is not None:
+                heads[None] = (system.seq, bytes(system.hash))
+        return heads
+
+
+def _fields(record: AuditRecord, seq: int) -> dict[str, Any]:
+    user_agent = (record.origin.user_agent or None) and record.origin.user_agent[:512]
+    return {
+        "id": uuid.uuid4(),
+        "tenant_id": record.tenant_id,
+        "seq": seq,
+        "occurred_at": chain.now(),
+        "action": record.action,
+        "severity": str(record.severity),
+        "actor_type": record.actor.actor_type,
+        "actor_id": record.actor.actor_id,
+        "target_type": record.target.type if record.target else None,
+        "target_id": record.target.id if record.target else None,
+        "ip": chain.canonical_ip(record.origin.ip) if record.origin.ip else None,
+        "user_agent": user_agent,
+        "details": scrub(record.details),
+    }
 
 
 def _tenant_clause(tenant_id: uuid.UUID | None) -> Any:
@@ -157,11 +195,24 @@ def record(db: Session, caller: Caller, action: str, target: Target | None = Non
            tenant_id: uuid.UUID | None = None) -> AuditEvent:
     """Record ``action`` by ``caller`` in the chain of its tenant (or ``tenant_id``), in the
     caller's transaction; severity from the action list, origin from the caller. The one way
-    a domain writes an audit event."""
-    return audit_log.record(db, AuditRecord(
-        action=action, actor=caller, tenant_id=tenant_id or caller.tenant_id,
-        severity=severity_of(action), target=target, origin=caller.origin,
-        details=details or {}))
+    a domain writes an audit event (``record_all`` writes several at once)."""
+    return audit_log.record(db, _record(caller, action, target, details, tenant_id))
+
+
+def record_all(db: Session, events: list[tuple[Caller, str, Target | None, dict[str, Any]]]
+               ) -> list[AuditEvent]:
+    """``record`` for many ``(caller, action, target, details)`` at once (each in its
+    caller's tenant), in a constant number of round trips: for batch work."""
+    if not events:
+        return []
+    return audit_log.record_many(db, [_record(c, a, t, d, None) for c, a, t, d in events])
+
+
+def _record(caller: Caller, action: str, target: Target | None,
+            details: dict[str, Any] | None, tenant_id: uuid.UUID | None) -> AuditRecord:
+    return AuditRecord(action=action, actor=caller, tenant_id=tenant_id or caller.tenant_id,
+                       severity=severity_of(action), target=target, origin=caller.origin,
+                       details=details or {})
 
 
 @dataclass(frozen=True)

@@ -69,10 +69,12 @@ def run(actor: Caller, period: Period, now: datetime,
             .where(~select(Invoice.id).where(Invoice.tenant_id == existing.c.id,
                                             Invoice.period == str(period)).exists())
             .order_by(existing.c.id)).tuples())
+        usage = _usage(db, period) if pending else {}
     issued = 0
     for start in range(0, len(pending), batch):
         with system_session() as db:
-            issued += _issue_batch(db, actor, period, pending[start:start + batch], now)
+            issued += _issue_batch(db, actor, period, pending[start:start + batch], usage,
+                                   now)
         if progress:
             progress(min(start + batch, len(pending)), len(pending))
     with system_session() as db:
@@ -99,25 +101,26 @@ def _next_numbers(db: Session, year: int) -> int:
                          .with_for_update()) or 0)
 
 
-def _usage(db: Session, period: Period, tenant_ids: Sequence[uuid.UUID]
-           ) -> dict[uuid.UUID, rating.Usage]:
+def _usage(db: Session, period: Period) -> dict[uuid.UUID, rating.Usage]:
+    """Every tenant's usage in the period, read once per run: one pass over the period's
+    rows (per batch, each statement would scan them all again)."""
     first, last = period.first_day, period.last_day
     stored = dict(db.execute(
         select(StorageUsage.tenant_id, func.sum(StorageUsage.bytes))
-        .where(StorageUsage.tenant_id.in_(tenant_ids), StorageUsage.day.between(first, last))
+        .where(StorageUsage.day.between(first, last))
         .group_by(StorageUsage.tenant_id)).tuples().all())
     egress_rows = storage.egress_per_day()
     served = dict(db.execute(
         select(egress_rows.c.tenant_id, func.sum(egress_rows.c.bytes))
-        .where(egress_rows.c.tenant_id.in_(tenant_ids),
-               egress_rows.c.day.between(first, last))
+        .where(egress_rows.c.day.between(first, last))
         .group_by(egress_rows.c.tenant_id)).tuples().all())
     accounts = dict(db.execute(
         select(TenantUsage.tenant_id, func.sum(TenantUsage.sftp_accounts))
-        .where(TenantUsage.tenant_id.in_(tenant_ids), TenantUsage.day.between(first, last))
+        .where(TenantUsage.day.between(first, last))
         .group_by(TenantUsage.tenant_id)).tuples().all())
     return {t: rating.Usage(period.days, int(stored.get(t) or 0), int(served.get(t) or 0),
-                            int(accounts.get(t) or 0)) for t in tenant_ids}
+                            int(accounts.get(t) or 0))
+            for t in stored.keys() | served.keys() | accounts.keys()}
 
 
 def billed_to(profile: BillingProfile | None, tenant_name: str) -> dict[str, Any]:
@@ -130,7 +133,8 @@ def billed_to(profile: BillingProfile | None, tenant_name: str) -> dict[str, Any
 
 
 def _issue_batch(db: Session, actor: Caller, period: Period,
-                 batch: Sequence[tuple[uuid.UUID, str]], now: datetime) -> int:
+                 batch: Sequence[tuple[uuid.UUID, str]], usage: dict[uuid.UUID, rating.Usage],
+                 now: datetime) -> int:
     settings = get_settings()
     names = dict(batch)
     candidates = list(names)
@@ -143,13 +147,13 @@ def _issue_batch(db: Session, actor: Caller, period: Period,
         return 0
     profiles = {p.tenant_id: p for p in db.scalars(
         select(BillingProfile).where(BillingProfile.tenant_id.in_(todo)))}
-    usage = _usage(db, period, todo)
+    nothing = rating.Usage(period.days, 0, 0, 0)
     prices = rating.prices_from(settings)
     due_at = now + timedelta(days=settings.INVOICE_DUE_DAYS)
     invoices = []
     for tenant_id in todo:
         last += 1
-        figures = usage[tenant_id].as_json()
+        figures = usage.get(tenant_id, nothing).as_json()
         lines = rating.lines(figures, prices)
         total = sum(line.amount_cents for line in lines)
         invoice = Invoice(
@@ -169,11 +173,13 @@ def _issue_batch(db: Session, actor: Caller, period: Period,
     db.execute(update(InvoiceCounter).where(InvoiceCounter.year == now.year)
                .values(last=last))
     db.flush()
+    audit.record_all(db, [
+        (actor.for_tenant(invoice.tenant_id), "invoice.issued",
+         audit.Target("invoice", str(invoice.id)),
+         {"number": invoice.number, "period": invoice.period,
+          "total_cents": invoice.total_cents, "status": invoice.status})
+        for invoice in invoices])
     for invoice in invoices:
-        audit.record(db, actor.for_tenant(invoice.tenant_id), "invoice.issued",
-                     audit.Target("invoice", str(invoice.id)),
-                     {"number": invoice.number, "period": invoice.period,
-                      "total_cents": invoice.total_cents, "status": invoice.status})
         if invoice.tenant_id in profiles:
             email.queue(db, invoice.tenant_id, "invoice_issued", invoice_id=invoice.id)
     return len(invoices)

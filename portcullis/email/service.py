@@ -78,7 +78,8 @@ def queue(db: Session, tenant_id: uuid.UUID, kind: str, **about: uuid.UUID) -> N
     named in ``about``, in the caller's transaction: it is sent after commit, or not at all."""
     message = KINDS[kind]
     args = {"email": message.name, **{name: str(value) for name, value in about.items()}}
-    create_job(db, tenant_id=tenant_id, kind=message.job_kind, task_name=SEND_TASK, args=args)
+    create_job(db, tenant_id=tenant_id, kind=message.job_kind, task_name=SEND_TASK, args=args,
+               flush=False)  # an outbox row: nothing reads it back in this transaction
 
 
 def _link(path: str, token: str) -> str:

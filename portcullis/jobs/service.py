@@ -67,15 +67,18 @@ def create_job(
     args: dict[str, Any] | None = None,
     created_by_user_id: uuid.UUID | None = None,
     operator_key_id: uuid.UUID | None = None,
+    flush: bool = True,
 ) -> Job:
-    """Add a queued job to the caller's transaction; its task is sent after commit."""
+    """Add a queued job to the caller's transaction; its task is sent after commit.
+    ``flush=False`` leaves the insert to the next flush (a batch inserts its jobs at once)."""
     job = Job(
         id=uuid.uuid4(), tenant_id=tenant_id, kind=kind, task_name=task_name, args=args or {},
         status=JobStatus.queued, progress=0, attempts=0,
         created_by_user_id=created_by_user_id, created_by_operator_key_id=operator_key_id,
     )
     session.add(job)
-    session.flush()
+    if flush:
+        session.flush()
     dispatch.send_after_commit(session, task_name, job.id)
     return job
 
