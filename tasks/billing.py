@@ -8,6 +8,7 @@ database is down they retry with backoff.
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from typing import Any
 
 from portcullis.billing import service as billing
@@ -27,21 +28,33 @@ def run_monthly_billing(ctx: JobContext) -> dict[str, Any]:
 
 @celery_app.task(name="tasks.billing.collect_usage", soft_time_limit=1700, time_limit=1800,
                  **_BEAT)
-def collect_usage() -> list[str]:
-    """The day that just ended, and any day missed since the last one recorded."""
-    return [day.isoformat() for day in billing.collect_missing_usage()]
+def collect_usage(today: str | None = None) -> list[str]:
+    """The day that just ended, and any day missed since the last one recorded (``today``,
+    an ISO date, for a test or a replay; beat sends none)."""
+    day = date.fromisoformat(today) if today else None
+    return [d.isoformat() for d in billing.collect_missing_usage(day)]
 
 
 @celery_app.task(name="tasks.billing.check_overdue", soft_time_limit=1700, time_limit=1800,
                  **_BEAT)
-def check_overdue() -> dict[str, int]:
-    result = billing.check_overdue()
+def check_overdue(now: str | None = None) -> dict[str, int]:
+    result = billing.check_overdue(_moment(now))
     return {"overdue": result.overdue, "suspended": result.suspended,
             "reactivated": result.reactivated}
 
 
 @celery_app.task(name="tasks.billing.bill_previous_month", soft_time_limit=3300,
                  time_limit=3600, **_BEAT)
-def bill_previous_month() -> dict[str, Any] | None:
-    result = billing.ensure_previous_period_billed()
+def bill_previous_month(now: str | None = None) -> dict[str, Any] | None:
+    result = billing.ensure_previous_period_billed(_moment(now))
     return None if result is None else {"period": result.period, "issued": result.issued}
+
+
+def _moment(now: str | None) -> datetime | None:
+    """An ISO time with its offset (a test's or a replay's "now"); beat sends none."""
+    if now is None:
+        return None
+    moment = datetime.fromisoformat(now)
+    if moment.utcoffset() is None:
+        raise ValueError("now needs a UTC offset")
+    return moment

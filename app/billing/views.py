@@ -131,7 +131,8 @@ def list_usage() -> ResponseReturnValue:
 
 class LineOut(ResponseModel):
     description: str
-    quantity: float = Field(description="Exact to 9 decimal places.")
+    quantity: float = Field(description=(
+        "Exact to 9 decimal places (rounded half up), for quantities below 10^6."))
     unit_cents: int
     amount_cents: int
 
@@ -208,15 +209,26 @@ class PaymentIn(RequestModel):
         "The payment's own reference: the same one again records nothing more"))]
 
 
+    @field_validator("reference")
+    @classmethod
+    def _printable(cls, value: str) -> str:
+        return _printable(value, "reference")
+
+
 class VoidIn(RequestModel):
     reason: Annotated[str, Field(min_length=1, max_length=500)]
 
     @field_validator("reason")
     @classmethod
     def _printable(cls, value: str) -> str:
-        if not value.isprintable():
-            raise ValueError("reason must be printable text")
-        return value
+        return _printable(value, "reason")
+
+
+def _printable(value: str, name: str) -> str:
+    """Kept in the tenant's audit events and exports: no control or bidi characters."""
+    if not value.isprintable():
+        raise ValueError(f"{name} must be printable text")
+    return value
 
 
 @bp.post("/operator/billing-runs")

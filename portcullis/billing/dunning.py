@@ -41,17 +41,22 @@ def check(actor: Caller, now: datetime) -> CheckResult:
                          .order_by(Invoice.due_at).with_for_update(skip_locked=True)).all()
         for invoice in due:
             invoice.status = InvoiceStatus.overdue
-            audit.record(db, actor.for_tenant(invoice.tenant_id), "invoice.overdue",
-                         audit.Target("invoice", str(invoice.id)),
-                         {"number": invoice.number, "due_at": invoice.due_at.isoformat(),
-                          "unpaid_cents": invoice.total_cents - invoice.paid_cents})
             email.queue(db, invoice.tenant_id, "invoice_overdue", invoice_id=invoice.id)
+        db.flush()
+        # All chains' locks at once, in one order (a billing run's batch takes them so too).
+        audit.record_all(db, [
+            (actor.for_tenant(invoice.tenant_id), "invoice.overdue",
+             audit.Target("invoice", str(invoice.id)),
+             {"number": invoice.number, "due_at": invoice.due_at.isoformat(),
+              "unpaid_cents": invoice.total_cents - invoice.paid_cents})
+            for invoice in due])
     suspended = 0
     with system_session() as db:
         late = db.scalars(select(Invoice.tenant_id).distinct().where(
             Invoice.status.in_(UNSETTLED), Invoice.due_at <= now - SUSPEND_AFTER)).all()
         for tenant_id in sorted(late):
-            if tenants.suspend_for_overdue(db, actor, tenant_id):
+            tenants.lock(db, tenant_id)
+            if _late(db, tenant_id, now) and tenants.suspend_for_overdue(db, actor, tenant_id):
                 email.queue(db, tenant_id, "tenant_suspended")
                 suspended += 1
     reactivated = 0
@@ -59,6 +64,14 @@ def check(actor: Caller, now: datetime) -> CheckResult:
         for suspended_id in sorted(db.scalars(tenants.suspended_for_overdue()).all()):
             reactivated += reactivate_if_settled(db, actor, suspended_id, now)
     return CheckResult(len(due), suspended, reactivated)
+
+
+def _late(db: Session, tenant_id: uuid.UUID, now: datetime) -> bool:
+    """Still unpaid 30 days past a due date, read under the tenant's lock (a payment that
+    settled it since the list was read has committed by now)."""
+    return db.scalar(select(Invoice.id).where(
+        Invoice.tenant_id == tenant_id, Invoice.status.in_(UNSETTLED),
+        Invoice.due_at <= now - SUSPEND_AFTER).limit(1)) is not None
 
 
 def reactivate_if_settled(db: Session, actor: Caller, tenant_id: uuid.UUID,

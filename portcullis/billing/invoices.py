@@ -24,6 +24,7 @@ from portcullis.callers import Caller
 from portcullis.db import system_session, tenant_session
 from portcullis.errors import Conflict, Invalid, NotFound
 from portcullis.pagination import Page, PageRequest, keyset
+from portcullis.tenants import service as tenants
 
 REFUSED_BY_TRIGGER = "PB001"  # migration 0008's SQLSTATE
 
@@ -104,9 +105,14 @@ def render_pdf(caller: Caller, invoice_id: uuid.UUID) -> tuple[str, bytes]:
 
 
 def _locked(db: Session, invoice_id: uuid.UUID) -> Invoice:
+    """The invoice's row lock, then its tenant's: always in this order and before any audit
+    event (the chain's lock comes last everywhere), so payments, voids, the overdue check
+    and member changes never deadlock; and two payments settling a tenant's last two
+    overdue invoices see each other's commit when deciding to reactivate it."""
     invoice = db.get(Invoice, invoice_id, with_for_update=True, populate_existing=True)
     if invoice is None:
         raise NotFound("invoice")
+    tenants.lock(db, invoice.tenant_id)
     return invoice
 
 

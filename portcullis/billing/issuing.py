@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -51,6 +51,7 @@ class RunResult:
 
 
 def check_closed(period: Period, now: datetime) -> None:
+    now = now.astimezone(UTC)  # periods are UTC months, whatever offset ``now`` has
     if (period.year, period.month) >= (now.year, now.month):
         raise Conflict("period_not_closed",
                        f"{period} is not over yet: only a past month can be billed.")
@@ -61,6 +62,7 @@ def run(actor: Caller, period: Period, now: datetime,
         batch: int = BATCH) -> RunResult:
     """Issue the period's missing invoices, as ``actor`` (an operator, or the system for
     beat); ``progress(done, total)`` after each batch."""
+    now = now.astimezone(UTC)  # numbers take the UTC year of issue
     check_closed(period, now)
     existing = tenants.existing_before(period.ends_at).subquery("tenant")
     with system_session() as db:

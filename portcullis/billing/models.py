@@ -11,8 +11,10 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    CheckConstraint,
     Date,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     Numeric,
@@ -105,6 +107,11 @@ class Invoice(Base):
     __tablename__ = "invoices"
     __table_args__ = (
         UniqueConstraint("tenant_id", "period", name="uq_invoices_tenant_period"),
+        # What lines and payments reference, so theirs can never name another tenant.
+        UniqueConstraint("id", "tenant_id", name="uq_invoices_id_tenant"),
+        CheckConstraint("status IN ('open', 'paid', 'overdue', 'void')", name="status_known"),
+        CheckConstraint("total_cents >= 0 AND paid_cents >= 0 AND paid_cents <= total_cents",
+                        name="paid_within_total"),
         Index("ix_invoices_tenant_issued", "tenant_id", "issued_at", "id"),
         Index("ix_invoices_unsettled_due", "due_at",
               postgresql_where="status IN ('open', 'overdue')"),
@@ -132,18 +139,22 @@ class Invoice(Base):
     void_reason: Mapped[str | None] = mapped_column(String(500))
 
     lines: Mapped[list[InvoiceLine]] = relationship(
-        order_by="InvoiceLine.position", lazy="selectin")
+        order_by="InvoiceLine.position", lazy="selectin",
+        primaryjoin="and_(Invoice.id == foreign(InvoiceLine.invoice_id), "
+                    "Invoice.tenant_id == foreign(InvoiceLine.tenant_id))")
 
 
 class InvoiceLine(Base):
     __tablename__ = "invoice_lines"
     __table_args__ = (
         UniqueConstraint("invoice_id", "position", name="uq_invoice_lines_position"),
+        ForeignKeyConstraint(["invoice_id", "tenant_id"], ["invoices.id", "invoices.tenant_id"],
+                             name="fk_invoice_lines_invoice_tenant"),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id"))
-    invoice_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("invoices.id"))
+    invoice_id: Mapped[uuid.UUID]
     position: Mapped[int] = mapped_column(SmallInteger)
     item: Mapped[str] = mapped_column(String(16))  # storage | egress | sftp_accounts
     description: Mapped[str] = mapped_column(String(200))
@@ -158,11 +169,13 @@ class Payment(Base):
     __tablename__ = "invoice_payments"
     __table_args__ = (
         UniqueConstraint("invoice_id", "reference", name="uq_invoice_payments_reference"),
+        ForeignKeyConstraint(["invoice_id", "tenant_id"], ["invoices.id", "invoices.tenant_id"],
+                             name="fk_invoice_payments_invoice_tenant"),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id"), index=True)
-    invoice_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("invoices.id"))
+    invoice_id: Mapped[uuid.UUID]
     amount_cents: Mapped[int] = mapped_column(BigInteger)
     reference: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = created_at()

@@ -59,7 +59,7 @@ def render(invoice: dict[str, Any]) -> bytes:
     pdf.cell(0, 7, "Billed to", new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("Helvetica", size=10)
     for line in _billed_to(invoice["billed_to"]):
-        pdf.cell(0, 6, _text(line), new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(0, 6, _text(line), new_x="LMARGIN", new_y="NEXT")
 
     pdf.ln(4)
     pdf.set_font("Helvetica", "B", 10)

@@ -202,6 +202,7 @@ def check_overdue(now: datetime | None = None, actor: Caller | None = None) -> C
 
 
 def usage_window(until: date | None = None, days: int = 30) -> tuple[date, date]:
-    """The default ``GET /usage`` window: the last ``days`` days up to today."""
+    """The default ``GET /usage`` window: the last ``days`` days up to today (or up to
+    ``until``; from the first day of the calendar at the earliest, never an overflow)."""
     until = until or _now().date()
-    return until - timedelta(days=days - 1), until
+    return until - timedelta(days=min(days - 1, (until - date.min).days)), until

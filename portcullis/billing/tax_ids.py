@@ -33,11 +33,15 @@ def normalise(kind: TaxIdType, value: str | None) -> str | None:
         raise Invalid("invalid_tax_id", f"A {kind.value.upper()} is required.")
     module = _MODULES[kind]
     try:
-        return str(module.validate(value)).upper()
+        compact = str(module.validate(value)).upper()
     except ValidationError:
+        compact = ""
+    # stdnum's CNPJ pattern is ``[\dA-Z]``, and ``\d`` matches any script's digits (Arabic-Indic
+    # ones even give the same check digits): only ASCII digits and letters are a tax id.
+    if not (compact.isascii() and compact.isalnum()):
         raise Invalid("invalid_tax_id",
-                      f"The {kind.value.upper()} is not valid (check digits or format)."
-                      ) from None
+                      f"The {kind.value.upper()} is not valid (check digits or format).")
+    return compact
 
 
 def masked(value: str | None) -> str | None:

@@ -25,19 +25,22 @@ MAX_CATCH_UP_DAYS = 366  # beat down longer than this: the oldest days stay unre
 
 def record_day(db: Session, day: date) -> int:
     """Record the storage and SFTP accounts as they stand now under ``day``, replacing what
-    that day had; returns the number of buckets recorded."""
+    that day had; returns the number of buckets recorded. A tenant created after ``day``
+    has no figures for it (a catch-up or a date given by hand must not bill it for days
+    before it existed)."""
+    existing = tenants.existing_before(
+        datetime.combine(day + timedelta(days=1), time(), UTC)).subquery("tenant")
     stored = storage.stored_per_bucket().subquery("stored")
     recorded = db.execute(
         insert(StorageUsage)
         .from_select(["id", "tenant_id", "bucket_id", "day", "bytes", "objects"],
                      select(func.gen_random_uuid(), stored.c.tenant_id, stored.c.bucket_id,
-                            literal(day), stored.c.bytes, stored.c.objects))
+                            literal(day), stored.c.bytes, stored.c.objects)
+                     .join(existing, existing.c.id == stored.c.tenant_id))
         .on_conflict_do_update(constraint="uq_storage_usage_daily_bucket_day",
                                set_={"bytes": insert(StorageUsage).excluded.bytes,
                                      "objects": insert(StorageUsage).excluded.objects})
         .returning(StorageUsage.bucket_id))
-    existing = tenants.existing_before(
-        datetime.combine(day + timedelta(days=1), time(), UTC)).subquery("tenant")
     accounts = sftp.accounts_per_tenant().subquery("accounts")
     db.execute(
         insert(TenantUsage)
@@ -53,9 +56,10 @@ def record_day(db: Session, day: date) -> int:
 
 
 def days_to_record(db: Session, today: date) -> list[date]:
-    """The day that just ended and every day before it since the last one recorded."""
+    """The day that just ended and every day before it since the last one recorded (a day
+    recorded ahead by hand, ``collect-usage --date`` in the future, does not count)."""
     yesterday = today - timedelta(days=1)
-    last = db.scalar(select(func.max(TenantUsage.day)))
+    last = db.scalar(select(func.max(TenantUsage.day)).where(TenantUsage.day <= yesterday))
     first = yesterday if last is None else max(last + timedelta(days=1),
                                                 yesterday - timedelta(days=MAX_CATCH_UP_DAYS - 1))
     return [first + timedelta(days=n) for n in range((yesterday - first).days + 1)]

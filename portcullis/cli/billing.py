@@ -53,6 +53,8 @@ def collect_usage(day: datetime | None) -> None:
     """Record every bucket's storage and each tenant's SFTP accounts as they stand now,
     under the given day (replacing that day's figures)."""
     date = day.date() if day else datetime.now(UTC).date()
+    if date >= datetime.max.date():
+        raise click.BadParameter("no day after it exists", param_hint="--date")
     buckets = billing.collect_usage(date)
     click.echo(f"{date.isoformat()}: recorded {buckets} bucket(s)")
 

@@ -18,13 +18,21 @@ from sqlalchemy.orm import Session
 from portcullis.alerts.service import AlertType, raise_alert
 from portcullis.audit.service import Severity, Target, record
 from portcullis.callers import Caller
-from portcullis.db import tenant_session
+from portcullis.db import system_session
 from portcullis.errors import NotFound
 from portcullis.tenants.models import SuspendedBy, Tenant, TenantStatus
 
 __all__ = ["SuspendedBy", "TenantStatus", "TenantView", "create", "existing_before",
            "joinable", "lock", "name_of", "reactivate_after_overdue", "set_status",
            "suspend_for_overdue", "suspended_for_overdue"]
+
+
+# FOR NO KEY UPDATE: it serialises the tenant's status and membership changes, yet lets
+# other transactions insert rows that reference the tenant (their foreign-key check takes
+# FOR KEY SHARE), so a writer holding the tenant's audit-chain lock never waits on it: with
+# FOR UPDATE, "row lock, then chain lock" here and "chain lock, then an audit insert" there
+# deadlock.
+_ROW_LOCK = {"key_share": True}
 
 
 @dataclass(frozen=True)
@@ -38,7 +46,8 @@ def set_status(caller: Caller, tenant_id: uuid.UUID, status: TenantStatus) -> Te
     """An operator suspends (read-only) or reactivates a tenant, audited in its chain. An
     operator's suspension is one the overdue rule never lifts; reactivating lifts either."""
     actor = caller.for_tenant(tenant_id)
-    with tenant_session(tenant_id) as db:
+    # The system role: a tenant's own scope may not change its status (migration 0008).
+    with system_session() as db:
         tenant = _locked(db, tenant_id)
         if status is TenantStatus.suspended:
             _suspend(db, actor, tenant, SuspendedBy.operator)
@@ -80,7 +89,7 @@ def existing_before(moment: datetime) -> Select[uuid.UUID, str]:
 
 
 def _locked(db: Session, tenant_id: uuid.UUID) -> Tenant:
-    tenant = db.get(Tenant, tenant_id, with_for_update=True, populate_existing=True)
+    tenant = db.get(Tenant, tenant_id, with_for_update=_ROW_LOCK, populate_existing=True)
     if tenant is None:
         raise NotFound("tenant")
     return tenant
@@ -118,7 +127,7 @@ def create(db: Session, tenant_id: uuid.UUID, name: str) -> None:
 def lock(db: Session, tenant_id: uuid.UUID) -> None:
     """Take the tenant's row lock for the rest of the caller's transaction: the lock that
     membership changes take first, always, so they never deadlock or race each other."""
-    db.get(Tenant, tenant_id, with_for_update=True)
+    db.get(Tenant, tenant_id, with_for_update=_ROW_LOCK)
 
 
 def name_of(db: Session, tenant_id: uuid.UUID) -> str | None:

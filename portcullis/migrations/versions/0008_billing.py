@@ -104,6 +104,14 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_invoices")),
         sa.UniqueConstraint("number", name=op.f("uq_invoices_number")),
         sa.UniqueConstraint("tenant_id", "period", name="uq_invoices_tenant_period"),
+        sa.UniqueConstraint("id", "tenant_id", name="uq_invoices_id_tenant"),
+        sa.CheckConstraint(
+            "status IN ('open', 'paid', 'overdue', 'void')", name=op.f("ck_invoices_status_known")
+        ),
+        sa.CheckConstraint(
+            "total_cents >= 0 AND paid_cents >= 0 AND paid_cents <= total_cents",
+            name=op.f("ck_invoices_paid_within_total"),
+        ),
     )
     op.create_index(
         "ix_invoices_tenant_issued", "invoices", ["tenant_id", "issued_at", "id"], unique=False
@@ -160,7 +168,9 @@ def upgrade() -> None:
         sa.Column("unit_cents", sa.BigInteger(), nullable=False),
         sa.Column("amount_cents", sa.BigInteger(), nullable=False),
         sa.ForeignKeyConstraint(
-            ["invoice_id"], ["invoices.id"], name=op.f("fk_invoice_lines_invoice_id_invoices")
+            ["invoice_id", "tenant_id"],
+            ["invoices.id", "invoices.tenant_id"],
+            name="fk_invoice_lines_invoice_tenant",
         ),
         sa.ForeignKeyConstraint(
             ["tenant_id"], ["tenants.id"], name=op.f("fk_invoice_lines_tenant_id_tenants")
@@ -182,7 +192,9 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.ForeignKeyConstraint(
-            ["invoice_id"], ["invoices.id"], name=op.f("fk_invoice_payments_invoice_id_invoices")
+            ["invoice_id", "tenant_id"],
+            ["invoices.id", "invoices.tenant_id"],
+            name="fk_invoice_payments_invoice_tenant",
         ),
         sa.ForeignKeyConstraint(
             ["tenant_id"], ["tenants.id"], name=op.f("fk_invoice_payments_tenant_id_tenants")
@@ -225,7 +237,16 @@ def upgrade() -> None:
         op.f("ix_sftp_accounts_tenant_id"), "sftp_accounts", ["tenant_id"], unique=False
     )
     op.add_column("tenants", sa.Column("suspended_by", sa.String(length=16), nullable=True))
+    # Tenants are under FORCE row-level security: a non-superuser owner sees their rows only
+    # as the system role.
+    op.execute(f"SET LOCAL ROLE {SYSTEM_ROLE}")
     op.execute("UPDATE tenants SET suspended_by = 'operator' WHERE status = 'suspended'")
+    op.execute("RESET ROLE")
+    # A tenant's own scope cannot lift its suspension (the app role may lock its row and
+    # keep its name; status changes run as the system role) nor erase billed egress.
+    op.execute(f"REVOKE UPDATE ON tenants FROM {APP_ROLE}")
+    op.execute(f"GRANT UPDATE (name) ON tenants TO {APP_ROLE}")
+    op.execute(f"REVOKE DELETE ON egress_daily FROM {APP_ROLE}")
 
     security.tenant_rls("billing_profiles")
     security.tenant_rls("sftp_accounts")
@@ -283,6 +304,46 @@ def upgrade() -> None:
     op.execute("""
         CREATE TRIGGER invoices_immutable BEFORE UPDATE OR DELETE ON invoices
         FOR EACH ROW EXECUTE FUNCTION portcullis_invoice_immutable()""")
+    # Lines are written only in the transaction that issues their invoice.
+    op.execute(f"""
+        CREATE FUNCTION portcullis_invoice_line_at_issue() RETURNS trigger
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            IF NOT EXISTS (SELECT FROM invoices WHERE id = NEW.invoice_id
+                           AND xmin::text = (pg_current_xact_id()::text::bigint
+                                             % 4294967296)::text) THEN
+                RAISE EXCEPTION 'an issued invoice takes no new line' USING ERRCODE = '{ERRCODE}';
+            END IF;
+            RETURN NEW;
+        END $$""")
+    op.execute("""
+        CREATE TRIGGER invoice_lines_at_issue BEFORE INSERT ON invoice_lines
+        FOR EACH ROW EXECUTE FUNCTION portcullis_invoice_line_at_issue()""")
+    # What an invoice says is paid is what its payments add up to, checked at commit.
+    op.execute(f"""
+        CREATE FUNCTION portcullis_invoice_paid_matches() RETURNS trigger
+        LANGUAGE plpgsql AS $$
+        DECLARE
+            invoice uuid;
+        BEGIN
+            IF TG_TABLE_NAME = 'invoices' THEN
+                invoice := NEW.id;
+            ELSE
+                invoice := NEW.invoice_id;
+            END IF;
+            IF (SELECT paid_cents FROM invoices WHERE id = invoice) IS DISTINCT FROM
+               (SELECT coalesce(sum(amount_cents), 0) FROM invoice_payments
+                 WHERE invoice_id = invoice) THEN
+                RAISE EXCEPTION 'invoice payments do not add up to paid_cents'
+                    USING ERRCODE = '{ERRCODE}';
+            END IF;
+            RETURN NULL;
+        END $$""")  # noqa: S608 - constants only
+    for table in ("invoices", "invoice_payments"):
+        op.execute(f"""
+            CREATE CONSTRAINT TRIGGER {table}_paid_matches AFTER INSERT OR UPDATE ON {table}
+            DEFERRABLE INITIALLY DEFERRED
+            FOR EACH ROW EXECUTE FUNCTION portcullis_invoice_paid_matches()""")
     for table in ("invoices", "invoice_lines", "invoice_payments"):
         if table != "invoices":
             op.execute(f"""
@@ -298,6 +359,13 @@ def downgrade() -> None:
         op.execute(f"DROP TRIGGER IF EXISTS {table}_no_truncate ON {table}")
         op.execute(f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}")
     op.execute("DROP TRIGGER IF EXISTS invoices_immutable ON invoices")
+    op.execute("DROP TRIGGER IF EXISTS invoice_lines_at_issue ON invoice_lines")
+    for table in ("invoices", "invoice_payments"):
+        op.execute(f"DROP TRIGGER IF EXISTS {table}_paid_matches ON {table}")
+    op.execute("DROP FUNCTION IF EXISTS portcullis_invoice_paid_matches()")
+    op.execute("DROP FUNCTION IF EXISTS portcullis_invoice_line_at_issue()")
+    op.execute(f"GRANT DELETE ON egress_daily TO {APP_ROLE}")
+    op.execute(f"GRANT UPDATE ON tenants TO {APP_ROLE}")
     op.execute("DROP FUNCTION IF EXISTS portcullis_billing_append_only()")
     op.execute("DROP FUNCTION IF EXISTS portcullis_invoice_immutable()")
     op.drop_column("tenants", "suspended_by")

@@ -25,7 +25,7 @@ from portcullis.access_keys.models import AccessKey
 from portcullis.accounts import identity, identity_cache, sessions
 from portcullis.accounts.models import Membership, MemberStatus, Role, User, UserSession
 from portcullis.alerts.models import Alert
-from portcullis.db import tenant_session
+from portcullis.db import system_session, tenant_session
 from portcullis.tenants.models import Tenant, TenantStatus
 from tests.support.factories import make_access_key, make_member, make_session, make_tenant
 from tests.support.factories.accounts import LoggedIn
@@ -138,7 +138,7 @@ def _expect_restricted(response: Any) -> None:
 
 
 def _suspend_tenant(who: LoggedIn) -> None:
-    with tenant_session(who.member.tenant_id) as db:
+    with system_session() as db:  # only the system role may change a tenant's status
         db.get_one(Tenant, who.member.tenant_id).status = TenantStatus.suspended.value
 
 
