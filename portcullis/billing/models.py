@@ -21,11 +21,14 @@ from sqlalchemy import (
     SmallInteger,
     String,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portcullis.db.base import Base, created_at, uuid_pk
+
+ISSUING_XACT = text("(pg_current_xact_id()::text)::bigint")
 
 
 class BillingProfile(Base):
@@ -131,6 +134,9 @@ class Invoice(Base):
     prices: Mapped[dict[str, Any]] = mapped_column(JSONB)
     # The billing profile (and tenant name) as they stood at issue; the PDF shows this.
     billed_to: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    # The transaction that issued it, set by the database (a trigger overrides any value
+    # given): its lines may be written in that transaction only.
+    issued_xact: Mapped[int] = mapped_column(BigInteger, server_default=ISSUING_XACT)
     # What may change after issue (the trigger's list):
     status: Mapped[str] = mapped_column(String(8))
     paid_cents: Mapped[int] = mapped_column(BigInteger, default=0)

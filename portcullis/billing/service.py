@@ -187,7 +187,7 @@ def run_period(caller: Caller, period: Period,
 def ensure_previous_period_billed(now: datetime | None = None) -> RunResult | None:
     """Beat's daily entry: bill the previous month unless a run finished it already (on the
     1st; later days catch up a run that beat or a worker missed)."""
-    now = now or _now()
+    now = (now or _now()).astimezone(UTC)
     period = Period.containing(now).previous()
     if issuing.is_billed(period):
         return None

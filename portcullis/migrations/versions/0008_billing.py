@@ -38,7 +38,9 @@ DEFINING = (
     "usage",
     "prices",
     "billed_to",
+    "issued_xact",
 )
+XACT = "(pg_current_xact_id()::text)::bigint"
 MUTABLE = ("status", "paid_cents", "paid_at", "voided_at", "void_reason")
 
 
@@ -93,6 +95,7 @@ def upgrade() -> None:
         sa.Column("usage", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
         sa.Column("prices", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
         sa.Column("billed_to", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+        sa.Column("issued_xact", sa.BigInteger(), server_default=sa.text(XACT), nullable=False),
         sa.Column("status", sa.String(length=8), nullable=False),
         sa.Column("paid_cents", sa.BigInteger(), nullable=False),
         sa.Column("paid_at", sa.DateTime(timezone=True), nullable=True),
@@ -304,14 +307,24 @@ def upgrade() -> None:
     op.execute("""
         CREATE TRIGGER invoices_immutable BEFORE UPDATE OR DELETE ON invoices
         FOR EACH ROW EXECUTE FUNCTION portcullis_invoice_immutable()""")
-    # Lines are written only in the transaction that issues their invoice.
+    # Lines are written only in the transaction that issues their invoice, which the
+    # database records itself (an UPDATE gives the row a new xmin; issued_xact never changes).
+    op.execute(f"""
+        CREATE FUNCTION portcullis_invoice_issued_xact() RETURNS trigger
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            NEW.issued_xact := {XACT};
+            RETURN NEW;
+        END $$""")
+    op.execute("""
+        CREATE TRIGGER invoices_issued_xact BEFORE INSERT ON invoices
+        FOR EACH ROW EXECUTE FUNCTION portcullis_invoice_issued_xact()""")
     op.execute(f"""
         CREATE FUNCTION portcullis_invoice_line_at_issue() RETURNS trigger
         LANGUAGE plpgsql AS $$
         BEGIN
             IF NOT EXISTS (SELECT FROM invoices WHERE id = NEW.invoice_id
-                           AND xmin::text = (pg_current_xact_id()::text::bigint
-                                             % 4294967296)::text) THEN
+                           AND issued_xact = {XACT}) THEN
                 RAISE EXCEPTION 'an issued invoice takes no new line' USING ERRCODE = '{ERRCODE}';
             END IF;
             RETURN NEW;
@@ -360,6 +373,8 @@ def downgrade() -> None:
         op.execute(f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}")
     op.execute("DROP TRIGGER IF EXISTS invoices_immutable ON invoices")
     op.execute("DROP TRIGGER IF EXISTS invoice_lines_at_issue ON invoice_lines")
+    op.execute("DROP TRIGGER IF EXISTS invoices_issued_xact ON invoices")
+    op.execute("DROP FUNCTION IF EXISTS portcullis_invoice_issued_xact()")
     for table in ("invoices", "invoice_payments"):
         op.execute(f"DROP TRIGGER IF EXISTS {table}_paid_matches ON {table}")
     op.execute("DROP FUNCTION IF EXISTS portcullis_invoice_paid_matches()")

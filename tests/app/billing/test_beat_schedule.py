@@ -11,7 +11,17 @@ from celery.schedules import crontab
 
 from beat_schedule import beat_schedule
 from config import get_settings
-from workers.celery_app import LONGEST_TASK_SECONDS, celery_app
+from devstack.stack import LocalStack
+
+
+@pytest.fixture
+def celery_app(stack: LocalStack) -> Any:
+    """The worker's Celery app, imported only once the stack's settings are in place: it
+    reads them on first import (at collection it would take the defaults for good)."""
+    from workers.celery_app import celery_app
+
+    return celery_app
+
 
 BILLING = {
     "tasks.billing.collect_usage": (0, 5),
@@ -38,7 +48,7 @@ def _daily_at(schedule: crontab) -> tuple[int, int]:
     return next(iter(schedule.hour)), next(iter(schedule.minute))
 
 
-def test_billing_entries_run_daily_after_midnight_utc() -> None:
+def test_billing_entries_run_daily_after_midnight_utc(celery_app: Any) -> None:
     entries = _entries()
     assert {task: _daily_at(entry["schedule"]) for task, entry in entries.items()} == BILLING
     # The schedule's times are UTC: the worker's clock is UTC, whatever the host's zone.
@@ -57,7 +67,9 @@ def test_usage_is_recorded_before_it_is_checked_or_billed() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(BILLING))
-def test_each_entry_names_a_reliable_registered_task(name: str) -> None:
+def test_each_entry_names_a_reliable_registered_task(celery_app: Any, name: str) -> None:
+    from workers.celery_app import LONGEST_TASK_SECONDS
+
     celery_app.loader.import_default_modules()
     assert name in celery_app.tasks, f"{name} is not registered in the worker's app"
     task = celery_app.tasks[name]

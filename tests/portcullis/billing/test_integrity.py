@@ -80,10 +80,23 @@ PAYMENT = ("INSERT INTO invoice_payments (id, tenant_id, invoice_id, amount_cent
 def test_an_issued_invoice_takes_no_new_line(stack: LocalStack,
                                              issued: tuple[uuid.UUID, uuid.UUID]) -> None:
     tenant, invoice = issued
+    params = {"tenant": tenant, "invoice": invoice}
     with as_role(stack, SYSTEM_ROLE, tenant) as conn:
-        error = _refused(conn, LINE, {"tenant": tenant, "invoice": invoice})
-    assert error.sqlstate == REFUSED, error
+        plain = _refused(conn, LINE, params)
+        # Touching the invoice first (a new row version in this transaction) changes nothing.
+        conn.execute("UPDATE invoices SET status = status WHERE id = %(invoice)s", params)
+        touched = _refused(conn, LINE, params)
+    assert plain.sqlstate == REFUSED and touched.sqlstate == REFUSED, (plain, touched)
     assert len(invoice_of(tenant, PERIOD).lines) == 1
+
+
+def test_the_issuing_transaction_is_the_databases_to_say(
+        stack: LocalStack, issued: tuple[uuid.UUID, uuid.UUID]) -> None:
+    tenant, invoice = issued
+    with as_role(stack, SYSTEM_ROLE, tenant) as conn:
+        error = _refused(conn, "UPDATE invoices SET issued_xact = issued_xact + 1"
+                         " WHERE id = %(invoice)s", {"invoice": invoice})
+    assert error.sqlstate == "42501", error  # no grant on it, and the trigger besides
 
 
 def test_a_line_or_payment_cannot_name_another_tenant(

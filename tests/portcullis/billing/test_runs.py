@@ -239,7 +239,8 @@ KILLED_RUN = textwrap.dedent("""
 """)
 
 
-def _lines(process: subprocess.Popen[str]) -> queue.Queue[str]:
+def _lines(process: subprocess.Popen[str]) -> tuple[queue.Queue[str], threading.Thread]:
+    """The process's output lines as they come (``<eof>`` last), and the thread reading."""
     out: queue.Queue[str] = queue.Queue()
 
     def pump() -> None:
@@ -248,14 +249,16 @@ def _lines(process: subprocess.Popen[str]) -> queue.Queue[str]:
             out.put(line.strip())
         out.put("<eof>")
 
-    threading.Thread(target=pump, daemon=True).start()
-    return out
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    return out, reader
 
 
 def _until(lines: queue.Queue[str], wanted: Callable[[str], bool],
-           process: subprocess.Popen[str]) -> None:
+           process: subprocess.Popen[str], errors: Path) -> None:
     while not wanted(line := lines.get(timeout=120)):
-        assert line != "<eof>", f"the run exited ({process.poll()}) before {wanted}"
+        assert line != "<eof>", (f"the run exited ({process.poll()}) early:\n"
+                                 f"{errors.read_text()[-3000:]}")
 
 
 def test_a_run_killed_midway_and_run_again_leaves_no_gap_and_changes_nothing_issued(
@@ -270,20 +273,26 @@ def test_a_run_killed_midway_and_run_again_leaves_no_gap_and_changes_nothing_iss
         use_storage(tenant, period, gib=n + 1)
     script = tmp_path / "killed_run.py"
     script.write_text(KILLED_RUN)
-    process = subprocess.Popen(
-        [sys.executable, str(script), str(period), now.isoformat()], cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)}, stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    errors = tmp_path / "killed_run.err"
+    with errors.open("w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, str(script), str(period), now.isoformat()], cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)}, stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=stderr, text=True)
     try:
-        lines = _lines(process)
-        _until(lines, lambda line: line.startswith("committed 3/"), process)
-        _until(lines, lambda line: line == "second batch flushed", process)
+        lines, reader = _lines(process)
+        _until(lines, lambda line: line.startswith("committed 3/"), process, errors)
+        _until(lines, lambda line: line == "second batch flushed", process, errors)
         first_batch = period_invoices(period)
         assert len(first_batch) == 3  # the second batch is not visible: not committed
         assert counter_of_year(2009) == 3
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
+        reader.join(timeout=30)  # at EOF once the process is gone
+        for pipe in (process.stdin, process.stdout):
+            if pipe is not None:
+                pipe.close()
     assert process.returncode == -signal.SIGKILL
 
     result = issuing.run(Caller.system(), period, now + timedelta(hours=1), batch=3)
