@@ -97,13 +97,13 @@ def put_profile(caller: Caller, legal_name: str, email: str, tax_id_type: TaxIdT
         if row is None:
             row = BillingProfile(tenant_id=tenant_id)
             db.add(row)
-        changed = sorted(name for name, value in (
-            ("legal_name", legal_name), ("email", email), ("tax_type", tax_id_type.value),
-            ("tax_number", compact), ("address", address))
-            if created or getattr(row, {"tax_type": "tax_id_type",
-                                        "tax_number": "tax_id"}.get(name, name)) != value)
-        row.legal_name, row.email, row.tax_id_type = legal_name, email, tax_id_type.value
-        row.tax_id, row.address, row.updated_at = compact, address, _now()
+        values = {"legal_name": legal_name, "email": email, "tax_id_type": tax_id_type.value,
+                  "tax_id": compact, "address": address}
+        changed = sorted(name for name, value in values.items()
+                         if created or getattr(row, name) != value)
+        for name, value in values.items():
+            setattr(row, name, value)
+        row.updated_at = _now()
         db.flush()
         audit.record(db, caller, "billing.profile_updated",
                      audit.Target("billing_profile", str(tenant_id)),
