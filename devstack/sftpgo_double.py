@@ -14,6 +14,8 @@ older releases and the memory provider answer 500) and a missing user 404.
 
 Passwords and secret payloads never reach the request log, the log file or
 ``validation_errors``; ``check_password`` and ``s3_access_secret`` let tests verify them.
+Like SFTPGo, a password that already is a bcrypt hash (``$2a$``, ``$2b$``, ``$2y$``) is
+stored as is, any other is hashed; ``received_plaintext`` tells which one a user got.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import bcrypt
 import yaml
 from jsonschema_path import SchemaPath
 from openapi_core import Config, OpenAPI, V30RequestValidator, V30ResponseValidator
@@ -127,7 +130,8 @@ class SFTPGoDouble:
         self._openapi = _load_openapi(str(spec_path()))
         self._lock = threading.RLock()
         self._users: dict[str, dict[str, Any]] = {}
-        self._password_hashes: dict[str, tuple[bytes, bytes]] = {}
+        self._password_hashes: dict[str, tuple[bytes, bytes]] = {}  # (salt, digest)
+        self._bcrypt_hashes: dict[str, bytes] = {}  # given already hashed, kept as is
         self._s3_secrets: dict[str, str] = {}
         self._tokens: dict[str, datetime] = {}
         self._requests: list[LoggedRequest] = []
@@ -230,10 +234,20 @@ class SFTPGoDouble:
     def check_password(self, username: str, password: str) -> bool:
         with self._lock:
             stored = self._password_hashes.get(username)
+            given_hash = self._bcrypt_hashes.get(username)
+        if given_hash is not None:
+            return bcrypt.checkpw(password.encode(), given_hash)
         if stored is None:
             return False
         salt, digest = stored
         return hmac.compare_digest(digest, _hash_password(salt, password))
+
+    def received_plaintext(self, username: str) -> bool | None:
+        """Whether the user's password last arrived in clear (None: the user has none)."""
+        with self._lock:
+            if username in self._bcrypt_hashes:
+                return False
+            return True if username in self._password_hashes else None
 
     def s3_access_secret(self, username: str) -> str | None:
         """The S3 secret key SFTPGo would use for this user, in clear, for assertions."""
@@ -411,6 +425,7 @@ class SFTPGoDouble:
             if self._users.pop(username, None) is None:
                 return _api_response(404, "Not Found", "")
             self._password_hashes.pop(username, None)
+            self._bcrypt_hashes.pop(username, None)
             self._s3_secrets.pop(username, None)
         return _json(200, {"message": "User deleted", "error": ""})
 
@@ -483,8 +498,13 @@ class SFTPGoDouble:
     def _store(self, user: dict[str, Any], password: str | None, s3_secret: str | None) -> None:
         username = user["username"]
         if password:
-            salt = secrets.token_bytes(16)
-            self._password_hashes[username] = (salt, _hash_password(salt, password))
+            if _BCRYPT.match(password):
+                self._bcrypt_hashes[username] = password.encode()
+                self._password_hashes.pop(username, None)
+            else:
+                salt = secrets.token_bytes(16)
+                self._password_hashes[username] = (salt, _hash_password(salt, password))
+                self._bcrypt_hashes.pop(username, None)
             user["last_password_change"] = _now_ms()
         if s3_secret is None:
             self._s3_secrets.pop(username, None)
@@ -494,7 +514,8 @@ class SFTPGoDouble:
 
     def _render(self, user: dict[str, Any]) -> dict[str, Any]:
         rendered = copy.deepcopy(user)
-        rendered["has_password"] = user["username"] in self._password_hashes
+        rendered["has_password"] = (user["username"] in self._password_hashes
+                                    or user["username"] in self._bcrypt_hashes)
         return rendered
 
 
@@ -512,6 +533,9 @@ def _json(status: int, payload: Any) -> Response:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+_BCRYPT = re.compile(r"^\$2[aby]\$\d{2}\$[./A-Za-z0-9]{53}$")
 
 
 def _hash_password(salt: bytes, password: str) -> bytes:

@@ -141,6 +141,9 @@ class SFTPGoClient:
                     permissions: Sequence[str] = DEFAULT_PERMISSIONS) -> dict[str, Any]:
         """Create, or bring to this exact state, a user jailed to ``home_prefix``.
 
+        ``password`` may be a bcrypt hash (``$2a$``/``$2b$``/``$2y$``), which SFTPGo stores
+        as is, so the plaintext never leaves the product; anything else SFTPGo hashes.
+
         With ``s3`` the jail is the key prefix ``home_prefix`` of that bucket; without it,
         ``home_prefix`` is an absolute local directory. A retry after a partial success
         (or a concurrent attempt) converges instead of failing on the duplicate.

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import bcrypt
 import httpx
 import pytest
 from werkzeug.wrappers import Response
@@ -153,6 +154,23 @@ def test_set_password_keeps_the_rest_of_the_user(double: SFTPGoDouble,
     for key in ("status", "permissions", "filters", "home_dir", "filesystem"):
         assert after[key] == before[key], key
     assert double.s3_access_secret(name) == S3.secret_access_key
+
+
+def test_a_bcrypt_hash_is_kept_as_is(double: SFTPGoDouble, client: SFTPGoClient) -> None:
+    """SFTPGo stores a password given as a bcrypt hash as is: the product can provision an
+    account without the plaintext ever leaving it."""
+    name, password, new = _name(), _password(), _password()
+    client.create_user(name, bcrypt.hashpw(password.encode(), bcrypt.gensalt(4)).decode(),
+                       "tenants/t4/acc", S3)
+    assert double.received_plaintext(name) is False
+    assert double.check_password(name, password)
+    assert client.get_user(name)["has_password"] is True
+    client.set_password(name, bcrypt.hashpw(new.encode(), bcrypt.gensalt(4)).decode())
+    assert double.received_plaintext(name) is False
+    assert double.check_password(name, new) and not double.check_password(name, password)
+    assert double.s3_access_secret(name) == S3.secret_access_key
+    client.set_password(name, password)  # in clear: hashed by SFTPGo itself
+    assert double.received_plaintext(name) is True and double.check_password(name, password)
 
 
 def test_set_password_of_missing_user(client: SFTPGoClient) -> None:
