@@ -205,9 +205,20 @@ class JobView:
     finished_at: datetime | None
 
 
-def _view(job: Job) -> JobView:
-    return JobView(job.id, job.kind, job.status, job.progress, results.reveal(job.result),
-                   job.error, job.created_at, job.started_at, job.finished_at)
+def _view(session: Session, job: Job, creator: bool) -> JobView:
+    """The job as ``creator`` (or another reader) sees it. The creator's first read of a
+    secret sealed once reveals it and spends it, under the job's row lock so two reads at
+    once cannot both reveal it."""
+    once = False
+    if creator and results.has_once(job.result):
+        session.refresh(job, with_for_update=True)
+        once = results.has_once(job.result)
+    view = JobView(job.id, job.kind, job.status, job.progress,
+                   results.reveal(job.result, once=once), job.error, job.created_at,
+                   job.started_at, job.finished_at)
+    if once:
+        job.result = results.spent(job.result)
+    return view
 
 
 def read_job(caller: Caller, job_id: uuid.UUID) -> JobView:
@@ -220,7 +231,7 @@ def read_job(caller: Caller, job_id: uuid.UUID) -> JobView:
             if job is None or caller.credential_id is None \
                     or job.created_by_operator_key_id != caller.credential_id:
                 raise NotFound("job")
-            return _view(job)
+            return _view(db, job, creator=True)
     if not caller.is_member or caller.tenant_id is None:
         raise NotFound("job")
     with tenant_session(caller.tenant_id) as db:
@@ -228,7 +239,7 @@ def read_job(caller: Caller, job_id: uuid.UUID) -> JobView:
         if job is None or job.tenant_id != caller.tenant_id or not (
                 caller.is_admin or job.created_by_user_id == caller.user_id):
             raise NotFound("job")
-        return _view(job)
+        return _view(db, job, creator=job.created_by_user_id == caller.user_id)
 
 
 # --- for other domains ---------------------------------------------------------------------
@@ -255,6 +266,7 @@ def send_now(task_name: str, object_id: str) -> bool:
     return dispatch.send_now(task_name, object_id)
 
 
-def seal_result(value: str) -> dict[str, str]:
-    """A secret for a job's result, sealed at rest and revealed only to the job's reader."""
-    return results.sealed(value)
+def seal_result(value: str, *, once: bool = False) -> dict[str, Any]:
+    """A secret for a job's result, sealed at rest and revealed only to the job's reader;
+    ``once``: to its creator, on their first read only (a password)."""
+    return results.sealed(value, once=once)
