@@ -85,10 +85,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app.links.views import bp as links_bp
     from app.members.views import bp as members_bp
     from app.operator.views import bp as operator_bp
+    from app.sftp.views import bp as sftp_bp
     from app.storage.views import bp as storage_bp
 
     exempt_from_default_limit(health_bp, api_bp)
     for blueprint in (health_bp, api_bp, auth_bp, members_bp, access_keys_bp, jobs_bp,
-                      audit_bp, operator_bp, links_bp, storage_bp, billing_bp):
+                      audit_bp, operator_bp, links_bp, storage_bp, billing_bp,
+                      sftp_bp):
         app.register_blueprint(blueprint)
     return app

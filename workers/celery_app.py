@@ -25,7 +25,7 @@ from workers.broker import install as install_broker_fix
 
 TASK_MODULES = [
     "tasks.maintenance", "tasks.email", "tasks.alerts", "tasks.exports", "tasks.scan",
-    "tasks.files", "tasks.billing",
+    "tasks.files", "tasks.billing", "tasks.sftp",
 ]
 
 LONGEST_TASK_SECONDS = 3600

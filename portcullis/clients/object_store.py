@@ -233,6 +233,25 @@ class ObjectStore:
         except BotoCoreError as exc:
             raise _translate(exc, "delete") from None
 
+    def delete_prefix(self, bucket: str, prefix: str) -> int:
+        """Delete every object under ``prefix`` (a non-empty ``a/b/`` form), in pages of up
+        to 1,000; returns how many. Safe to repeat."""
+        if not prefix or not prefix.endswith("/") or prefix.startswith("/"):
+            raise ValueError("prefix must be a non-empty key prefix ending in '/'")
+        deleted = 0
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket,
+                                                                            Prefix=prefix)
+            for page in pages:
+                keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+                if keys:
+                    self.client.delete_objects(Bucket=bucket,
+                                               Delete={"Objects": keys, "Quiet": True})
+                    deleted += len(keys)
+        except _BOTO_ERRORS as exc:
+            raise _translate(exc, "delete_prefix") from None
+        return deleted
+
     def head(self, bucket: str, key: str) -> dict[str, Any] | None:
         """Object metadata (ContentLength, ContentType, ServerSideEncryption...) or None."""
         try:

@@ -17,6 +17,7 @@ class SftpAccountStatus(StrEnum):
     active = "active"
     failed = "failed"
     deleting = "deleting"
+    deleted = "deleted"  # kept, so the username is never given again; not listed
 
 
 class SftpAccount(Base):

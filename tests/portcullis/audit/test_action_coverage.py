@@ -35,6 +35,7 @@ CONTRACT = {
     "billing profile changes": "billing.profile_updated", "invoice issue": "invoice.issued",
     "invoice payment": "invoice.payment_recorded", "invoice void": "invoice.voided",
     "invoice overdue": "invoice.overdue", "tenant reactivation": "tenant.reactivated",
+    "SFTP account changes": "sftp_account.created",
 }
 
 

@@ -1,0 +1,1 @@
+"""SFTP account routes: create, list, rotate the password, delete (admins and managers)."""
