@@ -6,11 +6,12 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from app.api.registry import operation
 from app.auth.guards import current_caller
+from app.problems import Problem
 from app.validation import ResponseModel
 from portcullis.jobs import service as jobs
 
@@ -38,5 +39,9 @@ class JobOut(ResponseModel):
 @operation(summary="A job's status, progress and result", tag="jobs", response=JobOut,
            scope="jobs:read", operator_may_read=True, errors=(404,))
 def get(job_id: uuid.UUID) -> ResponseReturnValue:
+    if request.method == "HEAD":  # would spend a secret shown once without showing it
+        raise Problem(405, "method_not_allowed", "Use GET.")
     job = jobs.read_job(current_caller(), job_id)
-    return jsonify(JobOut.model_validate(job).model_dump(mode="json"))
+    response = jsonify(JobOut.model_validate(job).model_dump(mode="json"))
+    response.headers["Cache-Control"] = "private, no-store"  # results may hold secrets
+    return response

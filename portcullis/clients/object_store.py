@@ -245,8 +245,11 @@ class ObjectStore:
             for page in pages:
                 keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
                 if keys:
-                    self.client.delete_objects(Bucket=bucket,
-                                               Delete={"Objects": keys, "Quiet": True})
+                    answer = self.client.delete_objects(
+                        Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+                    if answer.get("Errors"):  # some keys stayed: the job retries
+                        raise DependencyUnavailable("storage",
+                                                    "delete_prefix: some keys were not deleted")
                     deleted += len(keys)
         except _BOTO_ERRORS as exc:
             raise _translate(exc, "delete_prefix") from None

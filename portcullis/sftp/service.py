@@ -167,6 +167,15 @@ def _set_status(tenant_id: uuid.UUID, account_id: uuid.UUID, status: SftpAccount
             account.status = status
 
 
+def _prefix(account: SftpAccount) -> str:
+    """The account's own prefix, checked against its id: a bad row can never name (and
+    delete) another account's or the whole bucket's objects."""
+    expected = f"sftp/{account.id.hex}/"
+    if account.key_prefix != expected:
+        raise Failed("bad_prefix", "The account's key prefix is not its own.")
+    return expected
+
+
 def _new_password() -> tuple[str, str]:
     """The password and the bcrypt hash SFTPGo stores as is."""
     password = secrets.token_urlsafe(PASSWORD_BYTES)
@@ -194,12 +203,22 @@ def provision_job(tenant_id: uuid.UUID, args: dict[str, Any]) -> dict[str, Any]:
     password, hashed = _new_password()
     try:
         with SFTPGoClient.from_settings(settings) as client:
-            client.create_user(account.username, hashed, account.key_prefix,
+            client.create_user(account.username, hashed, _prefix(account),
                                S3Target.from_settings(settings))
+            # A delete may have run meanwhile: under the row's lock, either the account is
+            # still wanted (and becomes active) or the user just made is removed again.
+            with tenant_session(tenant_id) as db:
+                row = db.get(SftpAccount, account.id, with_for_update=True)
+                wanted = row is not None and row.status in (SftpAccountStatus.provisioning,
+                                                            SftpAccountStatus.active)
+                if wanted and row is not None:
+                    row.status = SftpAccountStatus.active
+                else:
+                    client.delete_user(account.username)
     except SFTPGoError as exc:
         raise _refused(exc) from None
-    _set_status(tenant_id, account.id, SftpAccountStatus.active,
-                (SftpAccountStatus.provisioning,))
+    if not wanted:
+        raise Failed("account_gone", "The account was deleted while it was provisioned.")
     return _credentials(account, password)
 
 
@@ -230,7 +249,7 @@ def delete_job(tenant_id: uuid.UUID, args: dict[str, Any]) -> dict[str, Any]:
     except SFTPGoError as exc:
         raise _refused(exc) from None
     removed = ObjectStore.from_settings(settings).delete_prefix(
-        settings.S3_QUARANTINE_BUCKET, account.key_prefix)
+        settings.S3_QUARANTINE_BUCKET, _prefix(account))
     _set_status(tenant_id, account.id, SftpAccountStatus.deleted,
                 (SftpAccountStatus.deleting,))
     return {"username": account.username, "sftpgo_user_existed": existed,
