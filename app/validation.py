@@ -11,7 +11,7 @@ from typing import Annotated, Any, TypeVar
 
 from flask import Flask, Request, request
 from flask.json.provider import DefaultJSONProvider
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from werkzeug.exceptions import HTTPException
 
 from app.problems import Problem, validation_problem
@@ -23,6 +23,15 @@ M = TypeVar("M", bound=BaseModel)
 JSON_MAX_BYTES = 64 * 1024  # far above any real body; uploads (multipart) have their own cap
 JSON_MAX_DEPTH = 32  # the deepest real body nests 3 levels
 MULTIPART = "multipart/form-data"
+
+def _printable(value: str) -> str:
+    if not value.isprintable():
+        raise ValueError("must be printable text (no control or bidi characters)")
+    return value
+
+
+# Free text kept in audit events and exports (a label, a payment reference, a reason).
+Printable = AfterValidator(_printable)
 
 # An emailed token (verification, invitation, reset): secrets.token_urlsafe(32) or longer.
 EmailToken = Annotated[str, Field(min_length=43, max_length=256, pattern=r"^[A-Za-z0-9_-]+$")]

@@ -17,7 +17,7 @@ from app.api.registry import OPERATOR, SESSION_ONLY, operation
 from app.auth.guards import current_caller
 from app.pagination import PageQuery
 from app.problems import Problem
-from app.validation import RequestModel, ResponseModel, parse_body, parse_query
+from app.validation import Printable, RequestModel, ResponseModel, parse_body, parse_query
 from portcullis.billing import service as billing
 from portcullis.billing.service import InvoiceView, Period, TaxIdType
 from portcullis.callers import Role
@@ -206,29 +206,11 @@ class JobAccepted(ResponseModel):
 class PaymentIn(RequestModel):
     amount_cents: StrictInt = Field(description="Positive (else 400 invalid_amount)")
     reference: Annotated[str, Field(min_length=1, max_length=100, description=(
-        "The payment's own reference: the same one again records nothing more"))]
-
-
-    @field_validator("reference")
-    @classmethod
-    def _printable(cls, value: str) -> str:
-        return _printable(value, "reference")
+        "The payment's own reference: the same one again records nothing more")), Printable]
 
 
 class VoidIn(RequestModel):
-    reason: Annotated[str, Field(min_length=1, max_length=500)]
-
-    @field_validator("reason")
-    @classmethod
-    def _printable(cls, value: str) -> str:
-        return _printable(value, "reason")
-
-
-def _printable(value: str, name: str) -> str:
-    """Kept in the tenant's audit events and exports: no control or bidi characters."""
-    if not value.isprintable():
-        raise ValueError(f"{name} must be printable text")
-    return value
+    reason: Annotated[str, Field(min_length=1, max_length=500), Printable]
 
 
 @bp.post("/operator/billing-runs")

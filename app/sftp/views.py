@@ -10,12 +10,12 @@ from typing import Annotated, Literal
 
 from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from app.api.registry import operation
 from app.auth.guards import current_caller
 from app.pagination import PageQuery
-from app.validation import RequestModel, ResponseModel, parse_body, parse_query
+from app.validation import Printable, RequestModel, ResponseModel, parse_body, parse_query
 from portcullis.callers import Role
 from portcullis.sftp import service as sftp
 
@@ -26,14 +26,7 @@ SCOPE = "sftp:write"
 
 class AccountIn(RequestModel):
     bucket_id: uuid.UUID
-    label: Annotated[str, Field(min_length=1, max_length=100)]
-
-    @field_validator("label")
-    @classmethod
-    def _printable(cls, value: str) -> str:
-        if not value.isprintable():
-            raise ValueError("label must be printable text")
-        return value
+    label: Annotated[str, Field(min_length=1, max_length=100), Printable]
 
 
 class AccountBrief(ResponseModel):
