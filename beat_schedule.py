@@ -44,6 +44,23 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "schedule": crontab(hour=0, minute=35),
             "options": {"expires": 3000.0},
         },
+        # SFTP: drop boxes taken in every SFTP_INGEST_INTERVAL seconds; a suspension or
+        # reactivation reaches SFTPGo within a minute; SFTPGo's own state every ten minutes.
+        "ingest-drop-boxes": {
+            "task": "tasks.sftp.ingest_drop_boxes",
+            "schedule": float(settings.SFTP_INGEST_INTERVAL),
+            "options": {"expires": float(settings.SFTP_INGEST_INTERVAL)},
+        },
+        "sync-sftp-status": {
+            "task": "tasks.sftp.sync_status",
+            "schedule": 20.0,
+            "options": {"expires": 20.0},
+        },
+        "repair-sftp-drift": {
+            "task": "tasks.sftp.repair_drift",
+            "schedule": 600.0,
+            "options": {"expires": 600.0},
+        },
         "sweep-alerts": {
             "task": "tasks.alerts.sweep_alerts",
             "schedule": float(sweep_every),

@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     SFTPGO_ADMIN_PASSWORD: SecretStr = SecretStr("")
     SFTP_PUBLIC_HOST: str = "127.0.0.1"
     SFTP_PUBLIC_PORT: int = Field(default=2022, ge=1, le=65535)
+    SFTP_INGEST_INTERVAL: int = Field(default=30, ge=1, le=3600)  # seconds between drop-box sweeps
     SENTRY_DSN: SecretStr = SecretStr("")
     TLS_CERT_PATH: str = ""
     TLS_KEY_PATH: str = ""

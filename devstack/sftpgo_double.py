@@ -7,8 +7,10 @@ in ``validation_errors``), and each response the double is about to send is vali
 too (a violation is a bug here: it is recorded and answered 500).
 
 Beyond the spec it mimics the SFTPGo behaviour the client depends on: ``PUT`` replaces
-the whole user (only the password and non-plain secrets are kept), an omitted ``status``
-means a disabled user, ``home_dir`` and permissions for ``/`` are mandatory, S3
+the whole user (the password when omitted, and a secret sent back ``Redacted`` or in its
+stored non-plain form, are kept; an omitted or empty secret is cleared), an omitted
+``status`` means a disabled user (``can_log_in`` refuses it), ``?disconnect=1`` is counted
+(``disconnects``), ``home_dir`` and permissions for ``/`` are mandatory, S3
 ``key_prefix`` is normalised, a duplicate username answers 409 (``duplicate_status``;
 older releases and the memory provider answer 500) and a missing user 404.
 
@@ -241,6 +243,21 @@ class SFTPGoDouble:
             return False
         salt, digest = stored
         return hmac.compare_digest(digest, _hash_password(salt, password))
+
+    def can_log_in(self, username: str, password: str) -> bool:
+        """What SFTPGo's SFTP server would decide: the password matches and the user is
+        enabled (``status`` 1; a disabled user is refused whatever the password)."""
+        with self._lock:
+            user = self._users.get(username)
+            enabled = user is not None and user.get("status") == 1
+        return enabled and self.check_password(username, password)
+
+    def disconnects(self, username: str) -> int:
+        """How many updates of the user asked SFTPGo to cut its open sessions."""
+        path = f"{API_PREFIX}/users/{username}"
+        with self._lock:
+            return sum(1 for r in self._requests if r.method == "PUT" and r.path == path
+                       and "disconnect=1" in r.query.split("&") and 200 <= r.status < 300)
 
     def received_plaintext(self, username: str) -> bool | None:
         """Whether the user's password last arrived in clear (None: the user has none)."""

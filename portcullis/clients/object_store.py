@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from typing import IO, Any
 
 import boto3
@@ -49,6 +51,29 @@ class ObjectNotFound(StorageError):
     """The bucket or key does not exist."""
 
 
+class VersionChanged(StorageError):
+    """The object under the key is no longer the version asked for (If-Match failed)."""
+
+
+@dataclass(frozen=True)
+class Listed:
+    """One object of a listing: its key and the version it is (ETag, last modified)."""
+
+    key: str
+    etag: str  # without the quotes S3 puts around it
+    size: int
+    modified: datetime
+
+
+def _etag(raw: str) -> str:
+    return raw.strip().strip('"')
+
+
+def _quoted(etag: str) -> str:
+    """How S3 wants an ETag in If-Match: in double quotes."""
+    return f'"{_etag(etag)}"'
+
+
 def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", "Unknown"))
 
@@ -69,6 +94,8 @@ def _translate(exc: Exception, operation: str) -> Exception:
             return DependencyUnavailable("storage", f"{operation}: {code}")
         if code in _NOT_FOUND or status == 404:
             return ObjectNotFound(code, operation)
+        if code == "PreconditionFailed" or status == 412:
+            return VersionChanged(code, operation)
         return StorageError(code, operation)
     return DependencyUnavailable("storage", f"{operation}: {type(exc).__name__}")
 
@@ -193,11 +220,14 @@ class ObjectStore:
             raise _translate(exc, "put") from None
         return size
 
-    def open_stream(self, bucket: str, key: str,
-                    chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
-        """Chunks of an object; the request is made now, so a missing key raises here."""
+    def open_stream(self, bucket: str, key: str, chunk_size: int = CHUNK_SIZE, *,
+                    if_match: str | None = None) -> Iterator[bytes]:
+        """Chunks of an object; the request is made now, so a missing key raises here.
+        With ``if_match`` only that version (ETag) is read: another raises
+        :class:`VersionChanged`."""
+        extra = {"IfMatch": _quoted(if_match)} if if_match else {}
         try:
-            body = self.client.get_object(Bucket=bucket, Key=key)["Body"]
+            body = self.client.get_object(Bucket=bucket, Key=key, **extra)["Body"]
         except (BotoCoreError, ClientError) as exc:
             raise _translate(exc, "get") from None
         return self._chunks(body, chunk_size)
@@ -211,27 +241,72 @@ class ObjectStore:
         finally:
             body.close()
 
-    def copy(self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str) -> None:
-        """Server-side copy; re-states SSE because CopyObject does not carry it over."""
+    def copy(self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str, *,
+             if_match: str | None = None) -> None:
+        """Server-side copy; re-states SSE because CopyObject does not carry it over. With
+        ``if_match`` only that version of the source is copied (else :class:`VersionChanged`)."""
+        extra: dict[str, str] = {"ServerSideEncryption": SSE}
+        if if_match:
+            extra["CopySourceIfMatch"] = _quoted(if_match)
         config = TransferConfig(multipart_threshold=_SINGLE_COPY_LIMIT,
                                 multipart_chunksize=256 * MiB, max_concurrency=4,
                                 preferred_transfer_client="classic")
         try:
             self.client.copy({"Bucket": src_bucket, "Key": src_key}, dst_bucket, dst_key,
-                             ExtraArgs={"ServerSideEncryption": SSE}, Config=config)
+                             ExtraArgs=extra, Config=config)
         except _BOTO_ERRORS as exc:
             raise _translate(exc, "copy") from None
 
-    def delete(self, bucket: str, key: str) -> None:
-        """Delete; a key that is already gone is success, so retries are safe."""
+    def delete(self, bucket: str, key: str, *, if_match: str | None = None) -> bool:
+        """Delete; a key that is already gone is success, so retries are safe. With
+        ``if_match`` only that version (ETag) goes: a newer one under the key stays, and
+        the answer is False."""
         try:
+            if if_match:
+                return self._delete_if_match(bucket, key, if_match)
             self.client.delete_object(Bucket=bucket, Key=key)
         except ClientError as exc:
             if _code(exc) == "NoSuchKey":
-                return
+                return True
             raise _translate(exc, "delete") from None
         except BotoCoreError as exc:
             raise _translate(exc, "delete") from None
+        return True
+
+    def _delete_if_match(self, bucket: str, key: str, etag: str) -> bool:
+        try:
+            self.client.delete_object(Bucket=bucket, Key=key, IfMatch=_quoted(etag))
+        except ClientError as exc:
+            code = _code(exc)
+            if code == "PreconditionFailed":
+                return False
+            if code not in _UNSUPPORTED_CODES and _status(exc) != 501:
+                raise
+            # A store without conditional deletes: compare, then delete (a narrow race).
+            current = self.head(bucket, key)
+            if current is None:
+                return True
+            if _etag(str(current.get("ETag", ""))) != _etag(etag):
+                return False
+            self.client.delete_object(Bucket=bucket, Key=key)
+        return True
+
+    def list_objects(self, bucket: str, prefix: str, limit: int) -> list[Listed]:
+        """Up to ``limit`` objects under ``prefix`` in key order, in pages of 1,000;
+        "directory" markers (keys ending in ``/``) are left out."""
+        found: list[Listed] = []
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=bucket, Prefix=prefix,
+                PaginationConfig={"MaxItems": limit, "PageSize": min(limit, 1000)})
+            for page in pages:
+                for item in page.get("Contents", []):
+                    if not item["Key"].endswith("/"):
+                        found.append(Listed(item["Key"], _etag(item["ETag"]),
+                                            int(item["Size"]), item["LastModified"]))
+        except _BOTO_ERRORS as exc:
+            raise _translate(exc, "list") from None
+        return found[:limit]
 
     def delete_prefix(self, bucket: str, prefix: str) -> int:
         """Delete every object under ``prefix`` (a non-empty ``a/b/`` form), in pages of up

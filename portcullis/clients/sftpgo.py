@@ -41,6 +41,7 @@ DEFAULT_HOME_BASE = "/srv/sftpgo/users"
 TOKEN_REFRESH_MARGIN = 60.0  # seconds before expires_at when a cached token is renewed
 _USERNAME = re.compile(r"^[a-zA-Z0-9\-_.~]+$")  # SFTPGo's default naming rule
 _RETRYABLE_STATUS = frozenset({408, 429})
+_SECRET_FIELDS = frozenset({"status", "payload", "key", "additional_data", "mode"})
 # Server-maintained fields of a rendered user; they are not sent back on update.
 _READ_ONLY = frozenset({
     "id", "has_password", "created_at", "updated_at", "last_login", "first_download",
@@ -138,7 +139,8 @@ class SFTPGoClient:
 
     def create_user(self, username: str, password: str, home_prefix: str,
                     s3: S3Target | None = None, *,
-                    permissions: Sequence[str] = DEFAULT_PERMISSIONS) -> dict[str, Any]:
+                    permissions: Sequence[str] = DEFAULT_PERMISSIONS,
+                    enabled: bool = True) -> dict[str, Any]:
         """Create, or bring to this exact state, a user jailed to ``home_prefix``.
 
         ``password`` may be a bcrypt hash (``$2a$``/``$2b$``/``$2y$``), which SFTPGo stores
@@ -148,7 +150,7 @@ class SFTPGoClient:
         ``home_prefix`` is an absolute local directory. A retry after a partial success
         (or a concurrent attempt) converges instead of failing on the duplicate.
         """
-        desired = self._user_body(username, password, home_prefix, s3, permissions)
+        desired = self._user_body(username, password, home_prefix, s3, permissions, enabled)
         secrets = (password, s3.secret_access_key if s3 else "")
         if self.get_user(username) is None:
             response = self._call("POST", f"{API}/users", "create_user", desired)
@@ -170,15 +172,37 @@ class SFTPGoClient:
         return user
 
     def set_password(self, username: str, password: str) -> None:
-        """Replace the password, keeping everything else (SFTPGo's PUT replaces the user)."""
+        """Replace the password and nothing else; a session open with the old one is
+        disconnected."""
         _check_password(password)
+        body = self._replacement(username, "set_password")
+        body["password"] = password
+        self._update(username, body, "set_password", (password,), disconnect=True)
+        log.info("SFTPGo user %s password replaced", username)
+
+    def set_enabled(self, username: str, enabled: bool) -> bool:
+        """Set ``status`` (1 enabled, 0 disabled) and nothing else; a disabled user's open
+        sessions are cut. Returns whether anything changed."""
+        wanted = 1 if enabled else 0
+        body = self._replacement(username, "set_enabled")
+        if body.get("status") == wanted:
+            return False
+        body["status"] = wanted
+        self._update(username, body, "set_enabled", (), disconnect=not enabled)
+        log.info("SFTPGo user %s %s", username, "enabled" if enabled else "disabled")
+        return True
+
+    def _replacement(self, username: str, operation: str) -> dict[str, Any]:
+        """The user as it stands, ready to send back whole: SFTPGo's PUT replaces the user,
+        so every field we do not mean to change is sent as read. The password is omitted
+        (SFTPGo keeps it) and every secret goes back as ``Redacted`` (SFTPGo keeps it; an
+        omitted or empty secret would clear it)."""
         user = self.get_user(username)
         if user is None:
-            raise SFTPGoError("set_password", 404, "Not Found")
-        body = {k: v for k, v in user.items() if k not in _READ_ONLY}
-        body["password"] = password
-        self._update(username, body, "set_password", (password,))
-        log.info("SFTPGo user %s password replaced", username)
+            raise SFTPGoError(operation, 404, "Not Found")
+        body = {k: v for k, v in user.items() if k not in _READ_ONLY and k != "password"}
+        redacted: dict[str, Any] = _redact_secrets(body)
+        return redacted
 
     def delete_user(self, username: str) -> bool:
         """Delete the user; True if it existed, False if it was already gone."""
@@ -202,7 +226,8 @@ class SFTPGoClient:
     # -- request body ----------------------------------------------------------------
 
     def _user_body(self, username: str, password: str, home_prefix: str,
-                   s3: S3Target | None, permissions: Sequence[str]) -> dict[str, Any]:
+                   s3: S3Target | None, permissions: Sequence[str],
+                   enabled: bool) -> dict[str, Any]:
         _check_username(username)
         _check_password(password)
         if not permissions:
@@ -210,7 +235,7 @@ class SFTPGoClient:
         body: dict[str, Any] = {
             "username": username,
             "password": password,
-            "status": 1,  # SFTPGo treats an omitted status as 0: disabled
+            "status": 1 if enabled else 0,  # SFTPGo treats an omitted status as 0
             "permissions": {"/": list(permissions)},
             "filters": {"denied_protocols": list(DENIED_PROTOCOLS)},
         }
@@ -237,8 +262,9 @@ class SFTPGoClient:
     # -- transport -------------------------------------------------------------------
 
     def _update(self, username: str, body: dict[str, Any], operation: str,
-                secrets: Iterable[str]) -> None:
-        response = self._call("PUT", _user_path(username), operation, body)
+                secrets: Iterable[str], *, disconnect: bool = False) -> None:
+        path = _user_path(username) + ("?disconnect=1" if disconnect else "")
+        response = self._call("PUT", path, operation, body)
         self._raise_for_status(response, operation, secrets)
 
     def _call(self, method: str, path: str, operation: str,
@@ -291,6 +317,23 @@ class SFTPGoClient:
             if secret:
                 message = message.replace(secret, "<redacted>")
         raise SFTPGoError(operation, status, message)
+
+
+def _redact_secrets(value: Any) -> Any:
+    """Every SFTPGo secret object (``{status, payload, ...}``) in a rendered user becomes
+    ``{"status": "Redacted"}``: kept as stored, never echoed."""
+    if isinstance(value, dict):
+        if _is_secret(value):
+            return {"status": "Redacted"}
+        return {k: _redact_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact_secrets(v) for v in value]
+    return value
+
+
+def _is_secret(value: dict[str, Any]) -> bool:
+    return (isinstance(value.get("status"), str) and bool(value["status"])
+            and set(value) <= _SECRET_FIELDS)
 
 
 def _user_path(username: str) -> str:

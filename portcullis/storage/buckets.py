@@ -132,8 +132,15 @@ def delete(db: Session, caller: Caller, bucket_id: uuid.UUID) -> None:
                execution_options=plain)
     db.execute(delete_rows(Upload).where(Upload.bucket_id == bucket.id),  # all terminal
                execution_options=plain)
+    try:
+        with db.begin_nested():
+            db.delete(bucket)
+    except IntegrityError as exc:  # sftp's accounts name their bucket; storage can't see them
+        if "fk_sftp_accounts_bucket_id_buckets" not in str(exc.orig):
+            raise
+        raise Conflict("bucket_in_use", "SFTP accounts feed this bucket: delete them first."
+                       ) from None
     record(db, caller, "bucket.deleted", Target("bucket", str(bucket.id)), {"name": bucket.name})
-    db.delete(bucket)
 
 
 def set_permissions(db: Session, caller: Caller, bucket_id: uuid.UUID,

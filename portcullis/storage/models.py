@@ -9,8 +9,10 @@ from enum import StrEnum
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Date,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     String,
@@ -57,18 +59,34 @@ class UploadStatus(StrEnum):
 
 class Upload(Base):
     __tablename__ = "uploads"
+    __table_args__ = (
+        # One upload per drop-box object version, however often it is listed.
+        UniqueConstraint("quarantine_key", "source_etag", "source_modified",
+                         name="uq_uploads_dropped_version"),
+        ForeignKeyConstraint(["sftp_account_id", "tenant_id"],
+                             ["sftp_accounts.id", "sftp_accounts.tenant_id"],
+                             name="fk_uploads_sftp_account_tenant"),
+        CheckConstraint("(sftp_account_id IS NULL) = (source_etag IS NULL)"
+                        " AND (source_etag IS NULL) = (source_modified IS NULL)"
+                        " AND (sftp_account_id IS NULL OR uploader_user_id IS NULL)",
+                        name="dropped"),
+    )
 
     id: Mapped[uuid.UUID] = uuid_pk()
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id"), index=True)
     bucket_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("buckets.id"), index=True)
     uploader_user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    sftp_account_id: Mapped[uuid.UUID | None]  # the uploader, for a drop-box upload
     job_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("jobs.id"))
     status: Mapped[str] = mapped_column(String(16), default=UploadStatus.pending)
     reason: Mapped[str | None] = mapped_column(String(32))
     filename: Mapped[str] = mapped_column(String(255))
     declared_type: Mapped[str] = mapped_column(String(127))
     size: Mapped[int] = mapped_column(BigInteger)
-    quarantine_key: Mapped[str] = mapped_column(String(255))
+    # API uploads: a random key; SFTP: the drop-box object's key (read and removed in place).
+    quarantine_key: Mapped[str] = mapped_column(String(1024))
+    source_etag: Mapped[str | None] = mapped_column(String(128))  # the drop-box version
+    source_modified: Mapped[datetime | None]
     file_key: Mapped[str | None] = mapped_column(String(255))  # chosen once, reused on retry
     sniffed_type: Mapped[str | None] = mapped_column(String(127))
     sha256: Mapped[str | None] = mapped_column(String(64))

@@ -28,7 +28,12 @@ from portcullis.alerts.service import AlertType, raise_alert
 from portcullis.audit.service import Severity, Target, record
 from portcullis.callers import Caller, Kind
 from portcullis.clients.clamd import ClamdClient
-from portcullis.clients.object_store import ObjectNotFound, ObjectStore, StorageError
+from portcullis.clients.object_store import (
+    ObjectNotFound,
+    ObjectStore,
+    StorageError,
+    VersionChanged,
+)
 from portcullis.db import system_session, tenant_session
 from portcullis.errors import DependencyUnavailable
 from portcullis.jobs.service import failed_job_ids, on_give_up
@@ -44,10 +49,19 @@ def _summary(upload: Upload) -> dict[str, Any]:
 
 
 def _actor(upload: Upload) -> Caller:
-    """Verdicts are recorded as the uploader's (the system's for an upload without one)."""
+    """Verdicts are recorded as the uploader's: the member, the SFTP account whose drop box
+    it came from, or the system for an upload without either."""
+    if upload.sftp_account_id is not None:
+        return Caller.sftp(upload.tenant_id, upload.sftp_account_id)
     if upload.uploader_user_id is None:
         return Caller.system(upload.tenant_id)
     return Caller(Kind.user, upload.tenant_id, upload.uploader_user_id)
+
+
+def _discard(store: ObjectStore, quarantine: str, upload: Upload) -> None:
+    """Remove the scanned object: a drop-box object only in the version that was scanned
+    (a newer one under the same key is another upload, taken in by the next sweep)."""
+    store.delete(quarantine, upload.quarantine_key, if_match=upload.source_etag)
 
 
 def _begin(tenant_id: uuid.UUID, upload_id: uuid.UUID) -> Upload:
@@ -102,21 +116,30 @@ def scan_upload(tenant_id: uuid.UUID, upload_id: uuid.UUID,
         digest = hashlib.sha256()
 
         def tee() -> Generator[bytes]:
-            for chunk in store.open_stream(quarantine, upload.quarantine_key):
+            for chunk in store.open_stream(quarantine, upload.quarantine_key,
+                                           if_match=upload.source_etag):
                 digest.update(chunk)
                 unnamed.write(chunk)
                 yield chunk
 
-        with contextlib.closing(tee()) as chunks:
-            verdict = ClamdClient.from_settings(settings).scan_stream(chunks)
+        try:
+            with contextlib.closing(tee()) as chunks:
+                verdict = ClamdClient.from_settings(settings).scan_stream(chunks)
+        except (VersionChanged, ObjectNotFound):
+            if upload.source_etag is None:
+                raise
+            # The SFTP client replaced or removed the object before it was scanned: this
+            # version never becomes a file (a replacement is an upload of its own).
+            _finish(tenant_id, upload, UploadStatus.rejected, "superseded", {})
+            return _reload(tenant_id, upload_id)
         progress(40)
         if verdict.infected:
-            store.delete(quarantine, upload.quarantine_key)
+            _discard(store, quarantine, upload)
             _finish(tenant_id, upload, UploadStatus.infected, "malware",
                     {"malware_name": verdict.signature})
             return _reload(tenant_id, upload_id)
         if upload.size == 0:
-            store.delete(quarantine, upload.quarantine_key)
+            _discard(store, quarantine, upload)
             _finish(tenant_id, upload, UploadStatus.rejected, "empty", {})
             return _reload(tenant_id, upload_id)
         if unnamed.tell() != upload.size:  # storage cut the stream short: try again
@@ -130,28 +153,35 @@ def scan_upload(tenant_id: uuid.UUID, upload_id: uuid.UUID,
         media = types.agrees(upload.filename, upload.declared_type, sniffed)
         details = {"sniffed_type": sniffed, "sha256": digest.hexdigest()}
         if media is None:
-            store.delete(quarantine, upload.quarantine_key)
+            _discard(store, quarantine, upload)
             _finish(tenant_id, upload, UploadStatus.rejected, "type_mismatch", details)
             return _reload(tenant_id, upload_id)
         try:
             decoders.check(path, media)
         except decoders.Undecodable as exc:
-            store.delete(quarantine, upload.quarantine_key)
+            _discard(store, quarantine, upload)
             _finish(tenant_id, upload, UploadStatus.rejected, "corrupt",
                     {**details, "decoder": str(exc)[:120]})
             return _reload(tenant_id, upload_id)
-    progress(75)
-    assert upload.file_key is not None
-    try:
-        store.copy(quarantine, upload.quarantine_key, settings.S3_BUCKET, upload.file_key)
-    except ObjectNotFound:
-        settled = _reload(tenant_id, upload_id)
-        if settled["status"] in TERMINAL:  # given up meanwhile, its object deleted with it
-            return settled
-        raise
+        progress(75)
+        assert upload.file_key is not None
+        if upload.source_etag is not None:
+            # A drop box is writable by its SFTP client: the file is made of the very bytes
+            # that were scanned, never of whatever the key holds by now.
+            unnamed.seek(0)
+            store.put_file(settings.S3_BUCKET, upload.file_key, unnamed, media.canonical)
+        else:
+            try:
+                store.copy(quarantine, upload.quarantine_key, settings.S3_BUCKET,
+                           upload.file_key)
+            except ObjectNotFound:
+                settled = _reload(tenant_id, upload_id)
+                if settled["status"] in TERMINAL:  # given up meanwhile, deleted with it
+                    return settled
+                raise
     if not _promote(tenant_id, upload, media.canonical, digest.hexdigest(), sniffed):
         store.delete(settings.S3_BUCKET, upload.file_key)  # settled meanwhile: no orphan copy
-    store.delete(quarantine, upload.quarantine_key)
+    _discard(store, quarantine, upload)
     return _reload(tenant_id, upload_id)
 
 
@@ -195,8 +225,7 @@ def scan_gave_up(tenant_id: uuid.UUID | None, args: dict[str, Any]) -> None:
     # Best effort: if storage is down the object stays in quarantine, where nothing ever
     # serves it; the upload is settled either way.
     with contextlib.suppress(DependencyUnavailable, StorageError):
-        ObjectStore.from_settings(settings).delete(settings.S3_QUARANTINE_BUCKET,
-                                                   upload.quarantine_key)
+        _discard(ObjectStore.from_settings(settings), settings.S3_QUARANTINE_BUCKET, upload)
 
 
 def settle_failed_scans(limit: int = 200) -> int:

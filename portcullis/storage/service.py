@@ -9,7 +9,7 @@ first (404), then role and permission (403).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,18 +19,20 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from portcullis.callers import Caller
+from portcullis.clients.object_store import Listed
 from portcullis.db import tenant_session
 from portcullis.pagination import Page, PageRequest, keyset
-from portcullis.storage import access, buckets, files, intake, scan
+from portcullis.storage import access, buckets, dropbox, files, intake, scan
 from portcullis.storage.buckets import BucketView
+from portcullis.storage.dropbox import TakenIn
 from portcullis.storage.models import Bucket, EgressDaily, File, Upload
 
 __all__ = [
     "Accepted", "BucketView", "FileRef", "FileView", "Grant", "Incoming", "Lifecycle",
-    "UploadView", "can_read_bucket", "create_bucket", "delete_bucket", "delete_file",
+    "TakenIn", "UploadView", "can_read_bucket", "create_bucket", "delete_bucket", "delete_file",
     "egress_per_day", "expire_files", "get_upload", "list_buckets", "list_files", "readable_file",
     "record_egress", "scan_upload", "set_lifecycle", "set_permissions",
-    "settle_failed_scans", "stored_per_bucket", "upload",
+    "settle_failed_scans", "stored_per_bucket", "take_in_dropped", "upload",
 ]
 
 
@@ -145,6 +147,13 @@ def scan_upload(tenant_id: uuid.UUID, upload_id: uuid.UUID,
 def settle_failed_scans() -> int:
     """Uploads whose scan job failed for good end ``rejected`` (``scan_failed``)."""
     return scan.settle_failed_scans()
+
+
+def take_in_dropped(tenant_id: uuid.UUID, bucket_id: uuid.UUID, account_id: uuid.UUID,
+                    objects: Sequence[Listed]) -> TakenIn:
+    """An SFTP account's drop-box objects (sftp's sweep lists them) become uploads of its
+    bucket, each version once, uploaded by the account; their scans are queued."""
+    return dropbox.take_in(tenant_id, bucket_id, account_id, objects)
 
 
 # --- files ---------------------------------------------------------------------------------

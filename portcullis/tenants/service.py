@@ -23,8 +23,8 @@ from portcullis.errors import NotFound
 from portcullis.tenants.models import SuspendedBy, Tenant, TenantStatus
 
 __all__ = ["SuspendedBy", "TenantStatus", "TenantView", "create", "existing_before",
-           "joinable", "lock", "name_of", "reactivate_after_overdue", "set_status",
-           "suspend_for_overdue", "suspended_for_overdue"]
+           "is_suspended", "joinable", "lock", "name_of", "reactivate_after_overdue", "set_status",
+           "suspend_for_overdue", "suspended", "suspended_for_overdue"]
 
 
 # FOR NO KEY UPDATE: it serialises the tenant's status and membership changes, yet lets
@@ -74,6 +74,16 @@ def reactivate_after_overdue(db: Session, actor: Caller, tenant_id: uuid.UUID) -
         return False
     _reactivate(db, actor.for_tenant(tenant_id), tenant, "paid")
     return True
+
+
+def suspended() -> Select[uuid.UUID]:
+    """The ids of suspended tenants (whoever suspended them), for another domain's query."""
+    return select(Tenant.id).where(Tenant.status == TenantStatus.suspended)
+
+
+def is_suspended(db: Session, tenant_id: uuid.UUID) -> bool:
+    return db.scalar(select(Tenant.status).where(Tenant.id == tenant_id)) == (
+        TenantStatus.suspended)
 
 
 def suspended_for_overdue() -> Select[uuid.UUID]:
