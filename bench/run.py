@@ -13,7 +13,7 @@ import time
 import traceback
 from collections.abc import Callable
 
-from bench import audit_export, audit_page, auth_me, billing, logins, uploads
+from bench import audit_export, audit_page, auth_me, billing, logins, sftp_ingest, uploads
 from bench.harness import Services, services
 
 BENCHMARKS: dict[str, Callable[[Services], bool]] = {
@@ -23,6 +23,7 @@ BENCHMARKS: dict[str, Callable[[Services], bool]] = {
     audit_export.NAME: audit_export.run,
     uploads.NAME: uploads.run,
     billing.NAME: billing.run,
+    sftp_ingest.NAME: sftp_ingest.run,
 }
 
 

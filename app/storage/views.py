@@ -74,7 +74,11 @@ class UploadAccepted(ResponseModel):
 class UploadOut(ResponseModel):
     id: uuid.UUID
     status: Literal["pending", "scanning", "clean", "rejected", "infected"]
-    reason: Literal["malware", "type_mismatch", "corrupt", "empty", "scan_failed"] | None
+    # Drop-box uploads (SFTP) add too_large, unsupported_type (refused at intake: there is
+    # no client to answer 413/415) and superseded (the object was replaced or removed
+    # before its scan).
+    reason: Literal["malware", "type_mismatch", "corrupt", "empty", "scan_failed",
+                    "too_large", "unsupported_type", "superseded"] | None
     file_id: uuid.UUID | None
 
 

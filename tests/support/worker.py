@@ -90,8 +90,8 @@ def start_worker(log: Path, name: str, concurrency: int = 2,
 BEAT_SCHEDULER = "workers.beat:BeatScheduler"
 
 
-def start_beat(log: Path, name: str) -> CeleryProcess:
+def start_beat(log: Path, name: str, env: dict[str, str] | None = None) -> CeleryProcess:
     beat = CeleryProcess(name, ["beat", "--loglevel", "DEBUG", "--scheduler",
-                                BEAT_SCHEDULER], log)
+                                BEAT_SCHEDULER], log, env)
     beat.start()
     return beat
