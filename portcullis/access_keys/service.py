@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from portcullis import secrets_gen
 from portcullis.access_keys.models import AccessKey, OperatorKey
 from portcullis.alerts.service import identity_used
-from portcullis.audit.service import Target, record
+from portcullis.audit.service import Target, record, record_all
 from portcullis.callers import Caller, Kind, Origin
 from portcullis.db import system_session, tenant_session
 from portcullis.db.roles import TENANT_SETTING
@@ -80,6 +80,22 @@ def revoke(caller: Caller, key_id: uuid.UUID) -> None:
             key.revoked_at = datetime.now(UTC)
             record(db, caller, "access_key.revoked", Target("access_key", str(key.id)),
                    {"prefix": key.prefix})
+
+
+def revoke_all(caller: Caller) -> int:
+    """Revoke every live key of the caller's tenant at once (incident response), each
+    audited; returns how many."""
+    assert caller.tenant_id is not None
+    with tenant_session(caller.tenant_id) as db:
+        keys = list(db.scalars(select(AccessKey).where(
+            AccessKey.tenant_id == caller.tenant_id, AccessKey.revoked_at.is_(None))
+            .with_for_update()))
+        now = datetime.now(UTC)
+        for key in keys:
+            key.revoked_at = now
+        record_all(db, [(caller, "access_key.revoked", Target("access_key", str(key.id)),
+                         {"prefix": key.prefix}) for key in keys])
+        return len(keys)
 
 
 def revoke_keys_of(db: Session, user_id: uuid.UUID) -> int:

@@ -120,6 +120,19 @@ def change_member(caller: Caller, member_id: uuid.UUID, role: Role | None,
         return _views_of(db, [member])[0]
 
 
+def member_id_by_email(caller: Caller, email: str) -> uuid.UUID:
+    """The (not removed) member of the caller's tenant with this address, else NotFound."""
+    tenant_id = _tenant_of(caller)
+    with tenant_session(tenant_id) as db:
+        member_id = db.scalar(select(Membership.id).join(User, User.id == Membership.user_id)
+                              .where(Membership.tenant_id == tenant_id,
+                                     Membership.status != MemberStatus.removed,
+                                     func.lower(User.email) == email.strip().lower()))
+        if member_id is None:
+            raise NotFound("member")
+        return member_id
+
+
 def remove_member(caller: Caller, member_id: uuid.UUID) -> None:
     """Remove a member: their account is deleted, their sessions and keys die at once."""
     tenant_id = _tenant_of(caller)

@@ -10,9 +10,9 @@ from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
 from portcullis.accounts.identity import Principal
-from portcullis.accounts.models import SessionState, UserSession
+from portcullis.accounts.models import Membership, SessionState, UserSession
 from portcullis.accounts.tokens import ABSOLUTE_LIFETIME, SessionClaims, csrf_token, issue
-from portcullis.audit.service import Target, record
+from portcullis.audit.service import Target, record, record_all
 from portcullis.callers import Caller
 from portcullis.db import tenant_session
 from portcullis.errors import NotFound
@@ -99,3 +99,25 @@ def revoke_own(principal: Principal, session_id: uuid.UUID) -> None:
             raise NotFound("session")
         revoke(db, session_id)
         record(db, principal.caller, "auth.session_revoked", Target("session", str(session_id)))
+
+
+def revoke_sessions(caller: Caller, user_id: uuid.UUID | None) -> int:
+    """Revoke the live sessions of one user of the caller's tenant, or of all its users
+    (incident response): each answers 401 on its next request. Each is audited; an unknown
+    user is NotFound. Returns how many."""
+    assert caller.tenant_id is not None
+    with tenant_session(caller.tenant_id) as db:
+        if user_id is not None and db.scalar(select(Membership.id).where(
+                Membership.tenant_id == caller.tenant_id,
+                Membership.user_id == user_id)) is None:
+            raise NotFound("user")
+        where = [UserSession.tenant_id == caller.tenant_id, UserSession.revoked_at.is_(None),
+                 UserSession.expires_at > datetime.now(UTC)]
+        if user_id is not None:
+            where.append(UserSession.user_id == user_id)
+        revoked = list(db.execute(update(UserSession).where(*where)
+                                  .values(revoked_at=datetime.now(UTC))
+                                  .returning(UserSession.id, UserSession.user_id)))
+        record_all(db, [(caller, "auth.session_revoked", Target("session", str(session_id)),
+                         {"user_id": str(owner)}) for session_id, owner in revoked])
+        return len(revoked)

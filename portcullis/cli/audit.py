@@ -1,17 +1,23 @@
-"""``portcullis audit``: verify the per-tenant hash chains, export a tenant's events."""
+"""``portcullis audit``: verify the per-tenant hash chains, export or search a tenant's
+events."""
 
 from __future__ import annotations
 
+import json
 import sys
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import click
 from rich.progress import Progress
 
 from portcullis.audit import service as audit_service
+from portcullis.audit.models import Severity
 from portcullis.cli.actor import CLI
+from portcullis.cli.outcome import refusals_exit_1
 from portcullis.exports import service as exports
+from portcullis.tenants import service as tenants
 
 
 @click.group()
@@ -70,3 +76,40 @@ def export_command(tenant: uuid.UUID, since: datetime, until: datetime, fmt: str
 
 def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class _Page:
+    limit: int
+    cursor: str | None
+
+
+_TIME = click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S"])
+SEARCH_PAGE = 200
+
+
+@audit.command("search")
+@click.option("--tenant", "tenant_id", type=click.UUID, required=True)
+@click.option("--action", default=None, help="One action, e.g. auth.login_failed.")
+@click.option("--severity", type=click.Choice([s.value for s in Severity]), default=None)
+@click.option("--since", type=_TIME, default=None, help="Inclusive; UTC when no offset.")
+@click.option("--until", type=_TIME, default=None, help="Exclusive.")
+@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
+@refusals_exit_1
+def search(tenant_id: uuid.UUID, action: str | None, severity: str | None,
+           since: datetime | None, until: datetime | None, limit: int) -> None:
+    """The tenant's events, newest first, one JSON object per line shaped like the API's
+    audit items; streamed page by page."""
+    tenant = tenants.get(tenant_id)
+    filters = audit_service.EventFilter(action=action, severity=severity,
+                                        since=_utc(since) if since else None,
+                                        until=_utc(until) if until else None)
+    caller, cursor, left = CLI.for_tenant(tenant.id), None, limit
+    while left > 0:
+        page = audit_service.list_events(caller, filters, _Page(min(left, SEARCH_PAGE), cursor))
+        for item in page.items:
+            click.echo(json.dumps(item, separators=(",", ":"), default=str))
+        left -= len(page.items)
+        cursor = page.next_cursor
+        if cursor is None or not page.items:
+            break

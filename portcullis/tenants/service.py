@@ -22,9 +22,10 @@ from portcullis.db import system_session
 from portcullis.errors import NotFound
 from portcullis.tenants.models import SuspendedBy, Tenant, TenantStatus
 
-__all__ = ["SuspendedBy", "TenantStatus", "TenantView", "create", "existing_before",
-           "is_suspended", "joinable", "lock", "name_of", "reactivate_after_overdue", "set_status",
-           "suspend_for_overdue", "suspended", "suspended_for_overdue"]
+__all__ = ["SuspendedBy", "TenantStatus", "TenantView", "create", "existing_before", "get",
+           "is_suspended", "joinable", "list_all", "lock", "name_of",
+           "reactivate_after_overdue", "set_status", "suspend_for_overdue", "suspended",
+           "suspended_for_overdue"]
 
 
 # FOR NO KEY UPDATE: it serialises the tenant's status and membership changes, yet lets
@@ -53,6 +54,22 @@ def set_status(caller: Caller, tenant_id: uuid.UUID, status: TenantStatus) -> Te
             _suspend(db, actor, tenant, SuspendedBy.operator)
         else:
             _reactivate(db, actor, tenant, "operator")
+        return TenantView(tenant.id, tenant.name, tenant.status)
+
+
+def list_all() -> list[TenantView]:
+    """Every tenant, oldest first (the operator CLI)."""
+    with system_session() as db:
+        return [TenantView(t.id, t.name, t.status)
+                for t in db.scalars(select(Tenant).order_by(Tenant.created_at, Tenant.id))]
+
+
+def get(tenant_id: uuid.UUID) -> TenantView:
+    """One tenant (the operator CLI), else NotFound."""
+    with system_session() as db:
+        tenant = db.get(Tenant, tenant_id)
+        if tenant is None:
+            raise NotFound("tenant")
         return TenantView(tenant.id, tenant.name, tenant.status)
 
 
