@@ -292,18 +292,21 @@ class ObjectStore:
         return True
 
     def list_objects(self, bucket: str, prefix: str, limit: int) -> list[Listed]:
-        """Up to ``limit`` objects under ``prefix`` in key order, in pages of 1,000;
-        "directory" markers (keys ending in ``/``) are left out."""
+        """Up to ``limit`` objects under ``prefix`` in key order, in pages of 1,000.
+        "Directory" markers (keys ending in ``/``) are left out and do not count; at most
+        ``10 * limit`` keys are read, so a prefix full of markers still ends."""
         found: list[Listed] = []
         try:
             pages = self.client.get_paginator("list_objects_v2").paginate(
                 Bucket=bucket, Prefix=prefix,
-                PaginationConfig={"MaxItems": limit, "PageSize": min(limit, 1000)})
+                PaginationConfig={"MaxItems": max(10 * limit, 1000), "PageSize": 1000})
             for page in pages:
                 for item in page.get("Contents", []):
                     if not item["Key"].endswith("/"):
                         found.append(Listed(item["Key"], _etag(item["ETag"]),
                                             int(item["Size"]), item["LastModified"]))
+                if len(found) >= limit:
+                    break
         except _BOTO_ERRORS as exc:
             raise _translate(exc, "list") from None
         return found[:limit]

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from config import get_settings
 from portcullis.clients.object_store import ObjectStore
 from portcullis.db import system_session
+from portcullis.errors import DependencyUnavailable
 from portcullis.sftp.models import SftpAccount, SftpAccountStatus
 from portcullis.sftp.provisioning import Failed, prefix_of
 from portcullis.storage import service as storage
@@ -43,6 +44,18 @@ class _Box:
 
 
 def _take_in(box: _Box, per_account: int) -> storage.TakenIn:
+    """One account's drop box. Only an outage stops the whole sweep: anything else is
+    logged and the other accounts go on."""
+    try:
+        return _take_in_one(box, per_account)
+    except DependencyUnavailable:
+        raise
+    except Exception:
+        log.exception("the drop box of SFTP account %s failed", box.account_id)
+        return storage.TakenIn(0, 0, 0)
+
+
+def _take_in_one(box: _Box, per_account: int) -> storage.TakenIn:
     settings = get_settings()
     try:
         prefix = prefix_of(box.account_id, box.key_prefix)

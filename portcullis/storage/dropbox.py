@@ -11,6 +11,7 @@ but whose removal failed.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ from portcullis.storage.models import Upload, UploadStatus
 from portcullis.storage.scan import TERMINAL
 
 OCTET_STREAM = "application/octet-stream"
+KEY_LENGTH = 1024
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -53,9 +56,15 @@ def _refusal(name: str, size: int, limit: int) -> str | None:
 def take_in(tenant_id: uuid.UUID, bucket_id: uuid.UUID, account_id: uuid.UUID,
             objects: Sequence[Listed]) -> TakenIn:
     """Uploads (and scan jobs) for the versions in ``objects`` not yet taken in."""
-    if not objects:
-        return TakenIn(0, 0, 0)
     settings = get_settings()
+    store = ObjectStore.from_settings(settings)
+    unstorable = [o for o in objects if not _storable(o.key)]
+    for obj in unstorable:  # a name no upload row can hold: it can never be taken in
+        log.warning("removing a drop-box object whose key cannot be stored")
+        store.delete(settings.S3_QUARANTINE_BUCKET, obj.key, if_match=obj.etag)
+    objects = [o for o in objects if _storable(o.key)]
+    if not objects:
+        return TakenIn(0, len(unstorable), 0)
     caller = Caller.sftp(tenant_id, account_id)
     now = datetime.now(UTC)
     leftovers: list[Listed] = []
@@ -114,7 +123,11 @@ def take_in(tenant_id: uuid.UUID, bucket_id: uuid.UUID, account_id: uuid.UUID,
             db.execute(update(Upload), jobs)
             queued = len(jobs)
         record_all(db, events)
-    store = ObjectStore.from_settings(settings)
     for obj in [*leftovers, *(o for o, _ in refused)]:
         store.delete(settings.S3_QUARANTINE_BUCKET, obj.key, if_match=obj.etag)
-    return TakenIn(queued, len(refused), len(leftovers))
+    return TakenIn(queued, len(refused) + len(unstorable), len(leftovers))
+
+
+def _storable(key: str) -> bool:
+    """PostgreSQL text holds no NUL, and the column no more than an S3 key's 1,024."""
+    return "\x00" not in key and len(key) <= KEY_LENGTH
