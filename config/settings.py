@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     CELERY_BROKER_URL: str = ""
     JWT_SECRET: SecretStr = SecretStr("")
     SESSION_SECRET: SecretStr = SecretStr("")
+    # Rotation: while set, what the previous value signed or sealed stays valid (API.md).
+    JWT_SECRET_PREVIOUS: SecretStr = SecretStr("")
+    SESSION_SECRET_PREVIOUS: SecretStr = SecretStr("")
     PUBLIC_BASE_URL: str = "http://127.0.0.1:8000"
     S3_ENDPOINT_URL: str = ""
     S3_REGION: str = "us-east-1"
@@ -49,6 +52,7 @@ class Settings(BaseSettings):
     MAIL_FROM: str = "Portcullis <no-reply@portcullis.localhost>"
     SIEM_WEBHOOK_URL: str = ""
     SIEM_WEBHOOK_SECRET: SecretStr = SecretStr("")
+    SIEM_WEBHOOK_SECRET_PREVIOUS: SecretStr = SecretStr("")
     SFTPGO_URL: str = "http://127.0.0.1:8080"
     SFTPGO_ADMIN_USER: str = "admin"
     SFTPGO_ADMIN_PASSWORD: SecretStr = SecretStr("")
@@ -147,6 +151,14 @@ class Settings(BaseSettings):
                 problems.append(f"{name} is missing")
             elif len(value.encode()) < MIN_SECRET_BYTES or value.startswith("dev-only"):
                 problems.append(f"{name} is weak (at least {MIN_SECRET_BYTES} random bytes)")
+        for name in ("JWT_SECRET_PREVIOUS", "SESSION_SECRET_PREVIOUS"):
+            value = getattr(self, name).get_secret_value()
+            if value and len(value.encode()) < MIN_SECRET_BYTES:
+                problems.append(f"{name} is weak (at least {MIN_SECRET_BYTES} random bytes)")
+        previous_webhook = self.SIEM_WEBHOOK_SECRET_PREVIOUS.get_secret_value()
+        if previous_webhook and len(webhook_key(previous_webhook)) < 24:
+            problems.append("SIEM_WEBHOOK_SECRET_PREVIOUS is weak (whsec_ + base64 of 24+ "
+                            "random bytes)")
         webhook = self.SIEM_WEBHOOK_SECRET.get_secret_value()
         if not webhook:
             problems.append("SIEM_WEBHOOK_SECRET is missing")
@@ -179,6 +191,8 @@ class Settings(BaseSettings):
         values = [
             self.JWT_SECRET, self.SESSION_SECRET, self.S3_SECRET_ACCESS_KEY,
             self.SIEM_WEBHOOK_SECRET, self.SFTPGO_ADMIN_PASSWORD, self.SENTRY_DSN,
+            self.JWT_SECRET_PREVIOUS, self.SESSION_SECRET_PREVIOUS,
+            self.SIEM_WEBHOOK_SECRET_PREVIOUS,
         ]
         return [v.get_secret_value() for v in values if len(v.get_secret_value()) >= 6]
 

@@ -12,6 +12,7 @@ from portcullis.cli.db import db
 from portcullis.cli.jobs import jobs
 from portcullis.cli.members import members_group
 from portcullis.cli.operator_keys import operator_keys
+from portcullis.cli.secrets import secrets_group
 from portcullis.cli.sessions import sessions_group
 from portcullis.cli.tenants import tenants_group
 
@@ -30,6 +31,7 @@ main.add_command(audit)
 main.add_command(billing_group, name="billing")
 main.add_command(jobs)
 main.add_command(operator_keys)
+main.add_command(secrets_group, name="secrets")
 # Incident response: each acts at once and is audited in the tenant's events (operator).
 main.add_command(tenants_group, name="tenants")
 main.add_command(access_keys_group, name="access-keys")

@@ -63,11 +63,13 @@ def encode(payload: dict[str, Any]) -> bytes:
 class SiemClient:
     def __init__(self, url: str, secret: str, *, timeout: float = 10.0,
                  connect_timeout: float = 3.0,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, previous_secret: str = "") -> None:
         self.url = url
-        self._secret = secret
+        # During a rotation every event carries a signature made with each secret, so a
+        # receiver verifying with either accepts it (Standard Webhooks' space-separated list).
+        self._secrets = [secret, *([previous_secret] if previous_secret else [])]
         self._clock = clock
-        if self.enabled and not webhook_key(secret):
+        if self.enabled and not all(webhook_key(s) for s in self._secrets):
             raise ValueError("SIEM_WEBHOOK_SECRET must be whsec_ followed by base64")
         self._http = httpx.Client(
             timeout=httpx.Timeout(timeout, connect=connect_timeout),
@@ -77,7 +79,9 @@ class SiemClient:
     @classmethod
     def from_settings(cls, settings: Any, **kwargs: Any) -> SiemClient:
         return cls(settings.SIEM_WEBHOOK_URL.strip(),
-                   settings.SIEM_WEBHOOK_SECRET.get_secret_value(), **kwargs)
+                   settings.SIEM_WEBHOOK_SECRET.get_secret_value(),
+                   previous_secret=settings.SIEM_WEBHOOK_SECRET_PREVIOUS.get_secret_value(),
+                   **kwargs)
 
     @property
     def enabled(self) -> bool:
@@ -102,7 +106,8 @@ class SiemClient:
             "content-type": "application/json",
             "webhook-id": msg_id,
             "webhook-timestamp": str(timestamp),
-            "webhook-signature": sign(self._secret, msg_id, timestamp, body),
+            "webhook-signature": " ".join(sign(secret, msg_id, timestamp, body)
+                                          for secret in self._secrets),
         }
         try:
             response = self._http.post(self.url, content=body, headers=headers)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from portcullis.secretbox import open_sealed, seal
+from portcullis.secretbox import is_current, open_sealed, reseal, seal
 
 _MARK = "$sealed"
 _ONCE = "$once"
@@ -58,4 +58,21 @@ def spent(result: Any) -> Any:
         return {k: spent(v) for k, v in result.items()}
     if isinstance(result, list):
         return [spent(v) for v in result]
+    return result
+
+
+def resealed(result: Any) -> Any:
+    """``result`` with every sealed secret not under the current key sealed again under it
+    (the same object when nothing needed it)."""
+    if _is_box(result):
+        raw = base64.b64decode(result[_MARK])
+        if is_current(raw, _PURPOSE):
+            return result
+        return {**result, _MARK: base64.b64encode(reseal(raw, _PURPOSE)).decode()}
+    if isinstance(result, dict):
+        changed = {k: resealed(v) for k, v in result.items()}
+        return result if all(changed[k] is result[k] for k in result) else changed
+    if isinstance(result, list):
+        items = [resealed(v) for v in result]
+        return result if all(a is b for a, b in zip(items, result, strict=True)) else items
     return result

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, or_, select, update
+from sqlalchemy import Select, Text, or_, select, update
 from sqlalchemy.orm import Session
 
 from config import get_settings
@@ -270,3 +270,28 @@ def seal_result(value: str, *, once: bool = False) -> dict[str, Any]:
     """A secret for a job's result, sealed at rest and revealed only to the job's reader;
     ``once``: to its creator, on their first read only (a password)."""
     return results.sealed(value, once=once)
+
+
+def reseal_results(progress: Callable[[int, int], None] | None = None,
+                   batch: int = 500) -> int:
+    """Seal every secret kept in a job's result again under the current key (``secrets
+    reencrypt``); how many results changed. Compare-and-set, so a result read (and spent)
+    meanwhile is left as its reader wrote it."""
+    with system_session() as db:
+        ids = list(db.scalars(select(Job.id).where(Job.result.is_not(None),
+                                                   Job.result.cast(Text).contains('"$sealed"'))
+                              .order_by(Job.id)))
+    changed = 0
+    for start in range(0, len(ids), batch):
+        with system_session() as db:
+            for job_id, result in db.execute(select(Job.id, Job.result)
+                                             .where(Job.id.in_(ids[start:start + batch]))):
+                fresh = results.resealed(result)
+                if fresh is not result:
+                    done = db.execute(update(Job).where(Job.id == job_id,
+                                                        Job.result == result)
+                                      .values(result=fresh))
+                    changed += int(done.rowcount or 0)  # type: ignore[attr-defined]
+        if progress is not None:
+            progress(min(start + batch, len(ids)), len(ids))
+    return changed
