@@ -30,10 +30,11 @@ SENT = re.compile(r"^(\S+Z) \[info\s*\] Scheduler: Sending due task (\S+) ", re.
 
 
 def interval_entries() -> dict[str, float]:
-    """The entries that run every few seconds (crontab ones are checked in Redis)."""
+    """The entries that run every minute or more often (crontab ones and the ten-minute
+    drift repair are checked in Redis instead: they have a due time there)."""
     return {name: float(entry["schedule"])
             for name, entry in beat_schedule(get_settings()).items()
-            if isinstance(entry["schedule"], float)}
+            if isinstance(entry["schedule"], float) and entry["schedule"] <= 60}
 
 
 def sends(beats: Iterable[CeleryProcess]) -> list[tuple[datetime, str, str]]:
