@@ -9,7 +9,6 @@ import click
 from portcullis.access_keys import service as access_keys
 from portcullis.cli.actor import CLI
 from portcullis.cli.outcome import refusals_exit_1
-from portcullis.errors import Invalid
 from portcullis.tenants import service as tenants
 
 
@@ -26,7 +25,7 @@ def access_keys_group() -> None:
 def revoke(tenant_id: uuid.UUID, key_id: uuid.UUID | None, every: bool) -> None:
     """Revoke at once (the next request with the key answers 401). Audited per key."""
     if (key_id is None) == (not every):
-        raise Invalid("usage", "give exactly one of --key ID and --all")
+        raise click.UsageError("give exactly one of --key ID and --all")
     tenant = tenants.get(tenant_id)
     caller = CLI.for_tenant(tenant.id)
     if key_id is not None:

@@ -9,7 +9,6 @@ import click
 from portcullis.accounts import sessions
 from portcullis.cli.actor import CLI
 from portcullis.cli.outcome import refusals_exit_1
-from portcullis.errors import Invalid
 from portcullis.tenants import service as tenants
 
 
@@ -27,7 +26,7 @@ def revoke(tenant_id: uuid.UUID, user_id: uuid.UUID | None, every: bool) -> None
     """Revoke at once: each revoked session answers 401 on its next request. Audited
     per session."""
     if (user_id is None) == (not every):
-        raise Invalid("usage", "give exactly one of --user ID and --all")
+        raise click.UsageError("give exactly one of --user ID and --all")
     tenant = tenants.get(tenant_id)
     count = sessions.revoke_sessions(CLI.for_tenant(tenant.id), user_id)
     whose = f"user {user_id}" if user_id else "every user"
