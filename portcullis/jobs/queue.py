@@ -25,9 +25,27 @@ _lock = threading.Lock()
 _producer: Celery | None = None
 
 
+def is_amqp(broker_url: str) -> bool:
+    return broker_url.split("://", 1)[0] in ("amqp", "amqps", "pyamqp")
+
+
+def broker_transport_options(settings: Settings) -> dict[str, Any]:
+    """Redis: a visibility timeout longer than any task (an unacknowledged message is
+    delivered again after it). RabbitMQ: publisher confirms, so a send returns only once the
+    broker has the message (durable queues, persistent messages: a restart keeps it), and
+    a short connect timeout so a send to a broker that is down fails fast to the sweeper."""
+    if is_amqp(settings.CELERY_BROKER_URL):
+        return {"confirm_publish": True, "connect_timeout": 3}
+    return {
+        "visibility_timeout": max(settings.BROKER_VISIBILITY_TIMEOUT, 10),
+        "socket_connect_timeout": 3,
+        "socket_timeout": 10,
+        "retry_on_timeout": True,
+    }
+
+
 def transport_config(settings: Settings) -> dict[str, Any]:
     """What a producer and a worker must agree on: broker, serialisation, queues, routes."""
-    visibility = max(settings.BROKER_VISIBILITY_TIMEOUT, 10)
     return {
         "broker_url": settings.CELERY_BROKER_URL,
         "result_backend": settings.REDIS_URL,
@@ -36,15 +54,11 @@ def transport_config(settings: Settings) -> dict[str, Any]:
         "result_serializer": "json",
         "accept_content": ["json"],
         "task_default_queue": "default",
-        "task_queues": [Queue(q, Exchange(q), routing_key=q) for q in QUEUES],
+        "task_queues": [Queue(q, Exchange(q), routing_key=q, durable=True) for q in QUEUES],
         "task_routes": ROUTES,
         "broker_connection_retry_on_startup": True,
-        "broker_transport_options": {
-            "visibility_timeout": visibility,
-            "socket_connect_timeout": 3,
-            "socket_timeout": 10,
-            "retry_on_timeout": True,
-        },
+        "broker_connection_timeout": 3,
+        "broker_transport_options": broker_transport_options(settings),
         "result_backend_transport_options": {"socket_connect_timeout": 3, "socket_timeout": 10},
         "task_publish_retry_policy": {"max_retries": 2, "interval_start": 0.1,
                                       "interval_step": 0.5, "interval_max": 1},
