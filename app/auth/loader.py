@@ -70,7 +70,11 @@ class _VerifiedTokens:
     def claims(self, token: str) -> SessionClaims | None:
         from config import get_settings
 
-        key = (get_settings().JWT_SECRET.get_secret_value(), token)
+        settings = get_settings()
+        # Both keys: a token verified under the previous secret must not stay accepted
+        # once that secret is removed.
+        key = (settings.JWT_SECRET.get_secret_value() + "\0"
+               + settings.JWT_SECRET_PREVIOUS.get_secret_value(), token)
         with self._lock:
             hit = self._tokens.get(key)
             if hit is not None:

@@ -27,10 +27,15 @@ def reencrypt() -> None:
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, disable=not sys.stderr.isatty()) as progress:
         seeds = progress.add_task("TOTP seeds", total=None)
-        users = rekey.reseal_second_factors(
+        users, unreadable_seeds = rekey.reseal_second_factors(
             lambda done, total: progress.update(seeds, completed=done, total=total))
         results = progress.add_task("job results", total=None)
-        sealed = jobs.reseal_results(
+        sealed, unreadable_results = jobs.reseal_results(
             lambda done, total: progress.update(results, completed=done, total=total))
     click.echo(f"re-sealed the second factors of {users} user(s) and {sealed} job "
                f"result(s) under the current key")
+    if unreadable_seeds or unreadable_results:
+        click.echo(f"error: no configured key opens {unreadable_seeds} TOTP seed(s) and "
+                   f"{unreadable_results} job result(s); they were left as they are (is the "
+                   "previous SESSION_SECRET still set?)", err=True)
+        sys.exit(1)

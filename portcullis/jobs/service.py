@@ -23,6 +23,7 @@ from portcullis.db import system_session, tenant_session
 from portcullis.errors import NotFound
 from portcullis.jobs import dispatch, results
 from portcullis.jobs.models import Job, JobStatus
+from portcullis.secretbox import Unsealable
 
 log = logging.getLogger(__name__)
 
@@ -273,20 +274,26 @@ def seal_result(value: str, *, once: bool = False) -> dict[str, Any]:
 
 
 def reseal_results(progress: Callable[[int, int], None] | None = None,
-                   batch: int = 500) -> int:
+                   batch: int = 500) -> tuple[int, int]:
     """Seal every secret kept in a job's result again under the current key (``secrets
-    reencrypt``); how many results changed. Compare-and-set, so a result read (and spent)
-    meanwhile is left as its reader wrote it."""
+    reencrypt``): how many results changed, and how many hold a secret no configured key
+    opens (left as they are). Compare-and-set, so a result read (and spent) meanwhile is
+    left as its reader wrote it."""
     with system_session() as db:
         ids = list(db.scalars(select(Job.id).where(Job.result.is_not(None),
                                                    Job.result.cast(Text).contains('"$sealed"'))
                               .order_by(Job.id)))
-    changed = 0
+    changed = unreadable = 0
     for start in range(0, len(ids), batch):
         with system_session() as db:
             for job_id, result in db.execute(select(Job.id, Job.result)
                                              .where(Job.id.in_(ids[start:start + batch]))):
-                fresh = results.resealed(result)
+                try:
+                    fresh = results.resealed(result)
+                except Unsealable:
+                    log.warning("job %s: a sealed result no configured key opens", job_id)
+                    unreadable += 1
+                    continue
                 if fresh is not result:
                     done = db.execute(update(Job).where(Job.id == job_id,
                                                         Job.result == result)
@@ -294,4 +301,4 @@ def reseal_results(progress: Callable[[int, int], None] | None = None,
                     changed += int(done.rowcount or 0)  # type: ignore[attr-defined]
         if progress is not None:
             progress(min(start + batch, len(ids)), len(ids))
-    return changed
+    return changed, unreadable
