@@ -52,6 +52,9 @@ def _apply(client: SFTPGoClient, tenant_id: uuid.UUID, account_id: uuid.UUID,
             if exc.status != 404:
                 raise
             log.warning("SFTP account %s has no SFTPGo user %s", account.id, account.username)
+            # Recorded anyway, so the account stops being due and cannot crowd out the
+            # others in every sync; repair_drift asks SFTPGo each time and reports it.
+            account.sftpgo_enabled = enabled
             return "missing"
         account.sftpgo_enabled = enabled
         return "fixed" if changed else "same"
@@ -91,13 +94,14 @@ def repair_drift() -> Repaired:
     fixed = removed = missing = 0
     with SFTPGoClient.from_settings(get_settings()) as client:
         for tenant_id, account_id, status, username in rows:
-            if status == SftpAccountStatus.failed:
-                removed += client.delete_user(username)  # a provisioning's leftover
-                continue
             try:
+                if status == SftpAccountStatus.failed:
+                    removed += client.delete_user(username)  # a provisioning's leftover
+                    continue
                 outcome = _apply(client, tenant_id, account_id, ask_sftpgo=True)
             except SFTPGoError as exc:
-                log.warning("SFTPGo refused a status repair (HTTP %s)", exc.status)
+                log.warning("SFTPGo refused a repair of account %s (HTTP %s)", account_id,
+                            exc.status)
                 continue
             fixed += outcome == "fixed"
             missing += outcome == "missing"
