@@ -13,7 +13,16 @@ import time
 import traceback
 from collections.abc import Callable
 
-from bench import audit_export, audit_page, auth_me, billing, logins, sftp_ingest, uploads
+from bench import (
+    audit_export,
+    audit_page,
+    auth_me,
+    billing,
+    broker,
+    logins,
+    sftp_ingest,
+    uploads,
+)
 from bench.harness import Services, services
 
 BENCHMARKS: dict[str, Callable[[Services], bool]] = {
@@ -24,6 +33,7 @@ BENCHMARKS: dict[str, Callable[[Services], bool]] = {
     uploads.NAME: uploads.run,
     billing.NAME: billing.run,
     sftp_ingest.NAME: sftp_ingest.run,
+    broker.NAME: broker.run,
 }
 
 

@@ -115,12 +115,27 @@ def tenant_cursor(tenant_id: uuid.UUID) -> Iterator[psycopg.Cursor[Any]]:
     """
     if not isinstance(tenant_id, uuid.UUID):
         raise TypeError("tenant_id must be a UUID from a verified identity")
+    with _pipelined_cursor(APP_ROLE, str(tenant_id)) as cur:
+        yield cur
+
+
+@contextmanager
+def system_cursor() -> Iterator[psycopg.Cursor[Any]]:
+    """``tenant_cursor``'s twin scoped like ``system_session``: for the few statements run
+    on every job (claim, heartbeat, outcome), where a session's own bookkeeping costs more
+    than the statement."""
+    with _pipelined_cursor(SYSTEM_ROLE, "") as cur:
+        yield cur
+
+
+@contextmanager
+def _pipelined_cursor(role: str, tenant: str) -> Iterator[psycopg.Cursor[Any]]:
     with get_engine().connect() as connection:
         raw: Any = connection.connection.driver_connection
         try:
             with raw.pipeline(), raw.cursor(row_factory=namedtuple_row) as cur:
-                cur.execute(_SCOPE_SQL, {"role": APP_ROLE, "name": TENANT_SETTING,
-                                         "value": str(tenant_id)})
+                cur.execute(_SCOPE_SQL, {"role": role, "name": TENANT_SETTING,
+                                         "value": tenant})
                 yield cur
                 raw.commit()
         except psycopg.OperationalError as exc:

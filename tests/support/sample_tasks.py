@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from portcullis.errors import DependencyUnavailable
+from workers.celery_app import celery_app
 from workers.job_runner import JobContext, JobFailed, job_task
 
 
@@ -29,3 +30,9 @@ def sample_fail(ctx: JobContext) -> dict[str, Any]:
     if ctx.job.args.get("mode") == "dependency":
         return {"attempt": ctx.job.attempts}
     raise RuntimeError("secret-internal-detail")
+
+
+@celery_app.task(name="tasks.default.sample_noop", acks_late=True, soft_time_limit=10,
+                 time_limit=20)
+def sample_noop() -> None:
+    """A bare Celery task that does nothing: the broker's own cost (``bench broker``)."""

@@ -1,12 +1,13 @@
-"""The identity check's raw cursor: scoped like a tenant session, and a database failure is
-DependencyUnavailable (a 503), never a bare driver error (a 500)."""
+"""The raw cursors (the identity check's, the job runner's): scoped like a tenant or a system
+session, and a database failure is DependencyUnavailable (a 503), never a bare driver
+error (a 500)."""
 
 from __future__ import annotations
 
 import pytest
 
 from portcullis.db.engine import get_engine
-from portcullis.db.session import tenant_cursor
+from portcullis.db.session import system_cursor, tenant_cursor
 from portcullis.errors import DependencyUnavailable
 from tests.support.factories import make_tenant
 
@@ -41,3 +42,16 @@ def test_a_timeout_is_dependency_unavailable_and_the_next_check_works() -> None:
         cur.execute("SELECT pg_sleep(1)").fetchone()
     with tenant_cursor(tenant) as cur:
         assert cur.execute("SELECT 1 AS one").fetchone().one == 1
+
+
+def test_the_system_cursor_is_scoped_like_a_system_session() -> None:
+    a, b = make_tenant("Cursor F"), make_tenant("Cursor G")
+    with system_cursor() as cur:
+        assert cur.execute("SELECT current_user AS who").fetchone().who == "portcullis_system"
+        seen = {row.id for row in cur.execute("SELECT id FROM tenants").fetchall()}
+    assert {a, b} <= seen
+    with system_cursor() as cur:
+        cur.execute("UPDATE tenants SET name = 'Cursor F2' WHERE id = %(id)s", {"id": a})
+    with system_cursor() as cur:
+        assert cur.execute("SELECT name FROM tenants WHERE id = %(id)s",
+                           {"id": a}).fetchone().name == "Cursor F2"

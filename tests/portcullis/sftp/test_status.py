@@ -25,6 +25,8 @@ from portcullis.callers import Caller, Role
 from portcullis.clients.sftpgo import SFTPGoClient
 from portcullis.db import system_session, tenant_session
 from portcullis.errors import DependencyUnavailable
+from portcullis.jobs import dispatch
+from portcullis.jobs.models import Job, JobStatus
 from portcullis.jobs.results import reveal
 from portcullis.sftp import service as sftp
 from portcullis.sftp.models import SftpAccount, SftpAccountStatus
@@ -60,6 +62,13 @@ def double(stack: LocalStack) -> Iterator[SFTPGoDouble]:
     assert server.validation_errors[known:] == []
 
 
+@pytest.fixture(autouse=True)
+def _jobs_run_here_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The provisioning runs here, once: its task is never sent, so a worker running beside
+    the suite cannot provision the account again with a password of its own."""
+    monkeypatch.setattr(dispatch, "send_now", lambda task_name, job_id: True)
+
+
 @pytest.fixture
 def operator() -> Caller:
     return Caller.operator(make_operator_key("sftp status tests").id)
@@ -69,8 +78,10 @@ def _provisioned(name: str) -> Account:
     tenant = make_tenant(name)
     manager = make_member(tenant, Role.manager)
     caller = Caller.user(tenant, manager.user_id, Role.manager)
-    account, _job = sftp.create_account(caller, make_bucket(tenant), "status")
+    account, job = sftp.create_account(caller, make_bucket(tenant), "status")
     result = sftp.provision_job(tenant, {"account_id": str(account.id)})
+    with system_session() as db:  # run by hand: no sweeper is to send it again
+        db.execute(update(Job).where(Job.id == job).values(status=JobStatus.succeeded))
     password = reveal(result, once=True)["password"]
     assert isinstance(password, str) and password
     return Account(tenant, account.id, account.username, password, caller)
