@@ -202,3 +202,39 @@ def test_render_keeps_its_data_services_private_and_unevicted() -> None:
     env = _env_of(blueprint, _process_services(blueprint)["worker"])
     assert env["CLAMD_URL"]["value"] == "tcp://portcullis-clamav:3310"
     assert env["SFTPGO_URL"]["value"] == "http://portcullis-sftpgo:8080"
+
+
+# --- the GitHub workflow ---------------------------------------------------------------------
+
+
+def test_the_workflow_tests_every_push_audits_every_build_and_scans_weekly() -> None:
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "ci.yml").read_text())
+    triggers = workflow[True]  # YAML 1.1 reads the key `on` as true
+    assert "push" in triggers and triggers["schedule"][0]["cron"].split()[-1] == "1"
+    jobs = workflow["jobs"]
+    runs = {name: " ".join(step.get("run", "") for step in job["steps"])
+            for name, job in jobs.items()}
+    assert "bash .ci/run" in runs["test"]
+    assert "scripts/audit-deps" in runs["audit"] and "--if-reachable" not in runs["audit"]
+    assert "schedule" not in jobs["audit"]["if"].replace("!= 'schedule'", "")
+    zap = [step for step in jobs["zap-baseline"]["steps"]
+           if step.get("uses", "").startswith("zaproxy/action-baseline@")]
+    assert zap and zap[0]["with"]["target"].startswith("http://localhost:8000")
+    assert "docker compose -f docker/compose.yaml up" in runs["zap-baseline"]
+    assert (ROOT / "scripts" / "audit-deps").stat().st_mode & 0o111
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ("PYSEC-2020-1  2020-01-01  an old decision", "older than 180 days"),
+    ("GHSA-xxxx-yyyy-zzzz  yesterday-ish", "needs a date (YYYY-MM-DD) and a reason"),
+    ("GHSA-xxxx-yyyy-zzzz", "needs a date (YYYY-MM-DD) and a reason"),
+])
+def test_an_undated_or_stale_ignore_fails_the_audit(tmp_path: Path, line: str,
+                                                    message: str) -> None:
+    ignores = tmp_path / "ignore.txt"
+    ignores.write_text(f"# a comment\n\n{line}\n")
+    result = subprocess.run(["bash", str(ROOT / "scripts" / "audit-deps")],
+                            env={"PATH": "/usr/bin:/bin", "PIP_AUDIT_IGNORE_FILE": str(ignores)},
+                            capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert message in result.stderr
