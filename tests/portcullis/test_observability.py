@@ -133,3 +133,31 @@ def test_before_send_masks_share_link_paths_everywhere() -> None:
     assert token not in str(cleaned)
     assert cleaned["request"]["url"] == "http://portcullis.test/s/<redacted>"
     assert cleaned["transaction"] == "/s/<redacted>"
+
+
+def test_a_crash_while_saving_a_billing_profile_ships_no_tax_id(
+        app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    admin = make_session(make_member(make_tenant(), Role.admin))
+    # A valid CNPJ, typed formatted as a person would; built here so that this file's own
+    # source (which the event's frames quote) never holds it whole.
+    digits = "".join(["11222", "333", "0001", "81"])
+    typed = f"{digits[:2]}.{digits[2:5]}.{digits[5:8]}/{digits[8:12]}-{digits[12:]}"
+
+    def crash(*_args: Any, **_kwargs: Any) -> None:
+        raise RuntimeError("the database fell over mid-request")
+
+    monkeypatch.setattr(importlib.import_module("portcullis.billing.service"), "put_profile",
+                        crash)
+    client = make_client(app, admin, ip="198.51.100.90")
+    with recording_sentry(monkeypatch) as sentry:
+        response = client.put("/api/v1/billing/profile", headers={"X-CSRF-Token": admin.csrf},
+                              json={"legal_name": "Acme Ltda", "email": "billing@example.com",
+                                    "tax_id_type": "cnpj", "tax_id": typed,
+                                    "address": {"line1": "Av. Paulista, 1000", "city": "SP",
+                                                "postal_code": "01310-100", "country": "BR"}})
+    assert response.status_code == 500, response.get_data(as_text=True)
+    assert "RuntimeError" in sentry.exception_types()
+    assert_absent(sentry.wire(), {"tax id": digits, "typed tax id": typed,
+                                  "session cookie": admin.cookie, "csrf token": admin.csrf})
