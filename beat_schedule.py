@@ -53,8 +53,8 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         },
         "sync-sftp-status": {
             "task": "tasks.sftp.sync_status",
-            "schedule": 20.0,
-            "options": {"expires": 20.0},
+            "schedule": float(min(20, sweep_every)),
+            "options": {"expires": float(min(20, sweep_every))},
         },
         "repair-sftp-drift": {
             "task": "tasks.sftp.repair_drift",

@@ -28,6 +28,7 @@ TEST_ENV = {
     "BROKER_VISIBILITY_TIMEOUT": "3600",
     "SFTP_PUBLIC_HOST": "sftp.portcullis.test",
     "ALERT_RETRY_BASE_SECONDS": "0.5",
+    "SFTP_INGEST_INTERVAL": "5",  # beat's entries all fall due within seconds here
 }
 
 

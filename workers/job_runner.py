@@ -97,7 +97,12 @@ def job_task(name: str, *, soft_time_limit: int, time_limit: int,
         def run(self: Task, job_id: str) -> None:
             claimed = jobs.claim(uuid.UUID(job_id))
             if claimed is None:
-                return  # finished already, or running under a live lease elsewhere
+                left = jobs.lease_left(uuid.UUID(job_id))
+                if left is None or self.request.retries >= MAX_DEPENDENCY_RETRIES:
+                    return  # finished already (or, at worst, left to the sweeper)
+                # Running under a live lease: elsewhere, or on a worker that died; look
+                # again once the lease has run out.
+                raise self.retry(countdown=left + 1)
             try:
                 with _heartbeat(claimed):
                     result = fn(JobContext(claimed))

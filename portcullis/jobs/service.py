@@ -125,6 +125,20 @@ def claim(job_id: uuid.UUID) -> ClaimedJob | None:
     return ClaimedJob(row.id, row.tenant_id, row.kind, dict(row.args), row.attempts)
 
 
+def lease_left(job_id: uuid.UUID) -> float | None:
+    """Seconds until a running job's lease runs out (0 once it has); None when it is not
+    running. A message delivered again while its job still runs elsewhere (RabbitMQ hands a
+    dead worker's message back at once, before its lease ran out) waits this long and tries
+    the claim again, instead of being dropped for the sweeper to find."""
+    with system_session() as db:
+        heartbeat = db.scalar(select(Job.heartbeat_at).where(
+            Job.id == job_id, Job.status == JobStatus.running))
+    if heartbeat is None:
+        return None
+    lease = timedelta(seconds=get_settings().JOB_LEASE_SECONDS)
+    return max(0.0, (heartbeat + lease - _now()).total_seconds())
+
+
 def _update_sql(columns: tuple[str, ...]) -> str:
     sql = _UPDATES.get(columns)
     if sql is None:
