@@ -28,7 +28,6 @@ import copy
 import hashlib
 import hmac
 import json
-import os
 import posixpath
 import re
 import secrets
@@ -51,6 +50,8 @@ from werkzeug.routing import Map, Rule
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
+from devstack.shared import shared_dir
+
 SPEC_NAME = "sftpgo-openapi.yaml"
 API_PREFIX = "/api/v2"
 TOKEN_TTL_SECONDS = 20 * 60  # SFTPGo's admin tokens live 20 minutes
@@ -62,9 +63,7 @@ _PROTOCOLS = ("SSH", "FTP", "DAV", "HTTP")
 
 def spec_path() -> Path:
     """The vendored spec: ``$PORTCULLIS_SHARED_DIR/vendor`` or ``<repo>/../shared/vendor``."""
-    shared = os.environ.get("PORTCULLIS_SHARED_DIR")
-    base = Path(shared) if shared else Path(__file__).resolve().parents[1].parent / "shared"
-    return base / "vendor" / SPEC_NAME
+    return shared_dir() / "vendor" / SPEC_NAME
 
 
 @lru_cache(maxsize=4)

@@ -7,7 +7,7 @@
 - ``links``: share links to a file or to an export's object
 - ``jobs``: job rows (no task sent)
 - ``audit``: audit events through the chain writer
-- ``billing``: billing profiles, recorded daily usage, SFTP accounts (no invoices)
+- ``billing``: billing profiles, recorded daily usage, SFTP accounts, bare invoices
 
 They build rows directly in the database, so a refactored service does not change what a
 test starts from; a test of how something is created goes through the API.
@@ -26,7 +26,12 @@ from tests.support.factories.accounts import (
     timedelta_ago,
 )
 from tests.support.factories.audit import record_event
-from tests.support.factories.billing import make_profile, make_sftp_account, record_usage
+from tests.support.factories.billing import (
+    make_invoice,
+    make_profile,
+    make_sftp_account,
+    record_usage,
+)
 from tests.support.factories.jobs import UNREGISTERED_TASK, make_job
 from tests.support.factories.links import Link, make_export_link, make_file_link
 from tests.support.factories.storage import (
@@ -54,6 +59,7 @@ __all__ = [
     "make_file",
     "make_file_link",
     "make_invitation",
+    "make_invoice",
     "make_job",
     "make_member",
     "make_operator_key",

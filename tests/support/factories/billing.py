@@ -1,16 +1,19 @@
-"""Billing rows built directly in the database: profiles, recorded usage, SFTP accounts.
+"""Billing rows built directly in the database: profiles, recorded usage, SFTP accounts, and
+a bare invoice for tests that only need one to exist.
 
-Invoices are not built here: every invoice a test reads comes from a real billing run
-(``portcullis.billing.service.run_period``), since how they are issued is the point.
+A test of what an invoice says gets it from a real billing run
+(``portcullis.billing.service.run_period``), since how it is issued is the point; a run bills
+every tenant of its period, which tests of who may read an invoice must not disturb.
 """
 
 from __future__ import annotations
 
+import itertools
 import uuid
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from portcullis.billing.models import BillingProfile, StorageUsage, TenantUsage
+from portcullis.billing.models import BillingProfile, Invoice, StorageUsage, TenantUsage
 from portcullis.db import system_session, tenant_session
 from portcullis.sftp.models import SftpAccount
 from portcullis.storage.models import EgressDaily
@@ -57,3 +60,20 @@ def make_sftp_account(tenant_id: uuid.UUID, bucket_id: uuid.UUID, *,
                            username=f"t{account_id.hex[:12]}", label="drop box",
                            key_prefix=f"sftp/{account_id.hex}/", status=status))
     return account_id
+
+
+_PERIODS = itertools.count()  # months of the 11th century: no run ever bills them
+
+
+def make_invoice(tenant_id: uuid.UUID) -> uuid.UUID:
+    """A paid invoice of nothing (no lines) for a period of its own, as if a run had issued
+    it: for routes that only need an invoice of the tenant to exist."""
+    invoice_id, now, month = uuid.uuid4(), datetime.now(UTC), next(_PERIODS)
+    period = f"{1000 + month // 12:04d}-{month % 12 + 1:02d}"
+    with system_session() as db:
+        db.add(Invoice(id=invoice_id, tenant_id=tenant_id, number=f"T-{invoice_id.hex[:14]}",
+                       period=period, currency="USD", total_cents=0, issued_at=now,
+                       due_at=now + timedelta(days=30), usage={}, prices={},
+                       billed_to={"tenant_name": "Invoice Co"}, status="paid",
+                       paid_cents=0, paid_at=now))
+    return invoice_id
