@@ -129,6 +129,20 @@ def test_copy_keeps_sse_and_content_type(store: ObjectStore, calls: list) -> Non
     assert b"".join(store.open_stream(store.bucket, "dst")) == b"payload"
 
 
+def test_copy_of_a_known_size_is_one_copy_object(store: ObjectStore, calls: list) -> None:
+    """No HeadObject first (the managed copy's), and the same SSE, content type and bytes."""
+    store.put_stream(RAW, "sized", io.BytesIO(b"payload"), "image/png")
+    calls.clear()
+    store.copy(RAW, "sized", store.bucket, "sized-dst", size=len(b"payload"))
+    assert [name for name, _ in calls] == ["CopyObject"]
+    assert calls[0][1]["ServerSideEncryption"] == "AES256"
+    head = store.head(store.bucket, "sized-dst")
+    assert head is not None and head["ContentType"] == "image/png"
+    assert b"".join(store.open_stream(store.bucket, "sized-dst")) == b"payload"
+    with pytest.raises(ObjectNotFound):
+        store.copy(RAW, "nope", RAW, "also-nope", size=1)
+
+
 def test_missing_objects(store: ObjectStore) -> None:
     assert store.head(RAW, "nope") is None
     with pytest.raises(ObjectNotFound):
