@@ -22,6 +22,13 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "schedule": crontab(minute=7),
             "options": {"expires": 3000.0},
         },
+        # Stored files scanned again: hourly, a job when some file's signature version is
+        # older than clamd's or its last scan older than RESCAN_AFTER_DAYS.
+        "rescan-files": {
+            "task": "tasks.scan.schedule_rescan",
+            "schedule": 3600.0,
+            "options": {"expires": 3000.0},
+        },
         "settle-failed-scans": {
             "task": "tasks.scan.settle_failed_scans",
             "schedule": float(sweep_every),

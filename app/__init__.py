@@ -78,6 +78,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app.api.views import bp as api_bp
     from app.audit.views import bp as audit_bp
     from app.auth.views import bp as auth_bp
+    from app.auth.webauthn import bp as webauthn_bp
     from app.billing.views import bp as billing_bp
     from app.extensions import exempt_from_default_limit
     from app.health.views import bp as health_bp
@@ -91,6 +92,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     exempt_from_default_limit(health_bp, api_bp)
     for blueprint in (health_bp, api_bp, auth_bp, members_bp, access_keys_bp, jobs_bp,
                       audit_bp, operator_bp, links_bp, storage_bp, billing_bp,
-                      sftp_bp):
+                      sftp_bp, webauthn_bp):
         app.register_blueprint(blueprint)
     return app

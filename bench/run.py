@@ -19,6 +19,7 @@ from bench import (
     auth_me,
     billing,
     broker,
+    links,
     logins,
     sftp_ingest,
     uploads,
@@ -34,6 +35,7 @@ BENCHMARKS: dict[str, Callable[[Services], bool]] = {
     billing.NAME: billing.run,
     sftp_ingest.NAME: sftp_ingest.run,
     broker.NAME: broker.run,
+    links.NAME: links.run,
 }
 
 

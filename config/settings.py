@@ -59,6 +59,7 @@ class Settings(BaseSettings):
     SFTP_PUBLIC_HOST: str = "127.0.0.1"
     SFTP_PUBLIC_PORT: int = Field(default=2022, ge=1, le=65535)
     SFTP_INGEST_INTERVAL: int = Field(default=30, ge=1, le=3600)  # seconds between drop-box sweeps
+    RESCAN_AFTER_DAYS: int = Field(default=7, ge=1, le=3650)  # days before a file is rescanned
     SENTRY_DSN: SecretStr = SecretStr("")
     TLS_CERT_PATH: str = ""
     TLS_KEY_PATH: str = ""

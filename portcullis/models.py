@@ -7,6 +7,8 @@ from portcullis.accounts.models import (
     EmailToken,
     Invitation,
     Membership,
+    PasskeyChallenge,
+    PasskeyCredential,
     RecoveryCode,
     User,
     UserSession,
@@ -26,7 +28,14 @@ from portcullis.billing.models import (
 from portcullis.jobs.models import Job
 from portcullis.links.models import ShareLink
 from portcullis.sftp.models import SftpAccount
-from portcullis.storage.models import Bucket, BucketPermission, EgressDaily, File, Upload
+from portcullis.storage.models import (
+    Bucket,
+    BucketPermission,
+    EgressDaily,
+    File,
+    QuarantinedFile,
+    Upload,
+)
 from portcullis.tenants.models import Tenant
 
 __all__ = [
@@ -47,7 +56,10 @@ __all__ = [
     "Job",
     "Membership",
     "OperatorKey",
+    "PasskeyChallenge",
+    "PasskeyCredential",
     "Payment",
+    "QuarantinedFile",
     "RecoveryCode",
     "SeenIP",
     "SftpAccount",

@@ -6,6 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
+import segno
 from flask import Blueprint, Response, g, jsonify, request
 from flask.typing import ResponseReturnValue
 from pydantic import EmailStr, Field, model_validator
@@ -83,6 +84,9 @@ class ReauthIn(RequestModel):
 class EnrollOut(ResponseModel):
     secret: str
     otpauth_uri: str
+    qr_svg: str = Field(description=(
+        "`otpauth_uri` as a QR code: an SVG image in a `data:` URI, for an `<img>` (the "
+        "console shows it; nothing else needs to render the code)."))
 
 
 class RecoveryCodesOut(ResponseModel):
@@ -295,7 +299,9 @@ def mfa_enroll() -> ResponseReturnValue:
         enrolment = mfa.enroll(principal, _proof())
     except mfa.Locked as exc:
         raise _locked(exc) from None
-    return jsonify({"secret": enrolment.secret, "otpauth_uri": enrolment.otpauth_uri})
+    return jsonify({"secret": enrolment.secret, "otpauth_uri": enrolment.otpauth_uri,
+                    "qr_svg": segno.make(enrolment.otpauth_uri, error="m").svg_data_uri(
+                        scale=4, border=4)})
 
 
 @bp.post("/mfa/enroll/confirm")

@@ -4,14 +4,24 @@ from __future__ import annotations
 
 from urllib.parse import quote, urlsplit
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, g, request
 from flask.typing import ResponseReturnValue
 
 from app.api.registry import PUBLIC, operation
+from app.auth.guards import public_caller
+from app.extensions import limiter
+from app.problems import Problem
 from portcullis.errors import NotFound
 from portcullis.links import service as links
+from portcullis.redaction import keyed_digest
 
 bp = Blueprint("links", __name__)
+
+CHALLENGE = 'Basic realm="portcullis-share"'
+# Wrong passwords per link and client address (API.md). The key names the link by a keyed
+# digest of its token, so Redis never holds a token.
+GUESSES_PER_MINUTE = "10/minute"
+_WRONG_GUESS = "portcullis_link_wrong_guess"  # flask.g: this request sent a wrong password
 
 
 def content_disposition(filename: str) -> str:
@@ -31,15 +41,53 @@ def _canonical(token: str) -> bool:
     return urlsplit(str(raw)).path == f"{request.script_root}/s/{token}"
 
 
+def _basic_password() -> str | None:
+    """The password of HTTP Basic credentials (any user name); None without any."""
+    credentials = request.authorization
+    if credentials is None or credentials.type != "basic":
+        return None
+    return credentials.password or None
+
+
+def _password_key() -> str:
+    token = str((request.view_args or {}).get("token", ""))
+    return f"link-password:{keyed_digest(token)}:{g.client_ip}"
+
+
+def _no_password_sent() -> bool:
+    """A request without a password cannot be a wrong one: not limited (no Redis call)."""
+    return _basic_password() is None
+
+
+def _wrong_password(_response: Response) -> bool:
+    return bool(g.get(_WRONG_GUESS))
+
+
 @bp.get("/s/<token>")
+@limiter.limit(GUESSES_PER_MINUTE, key_func=_password_key, deduct_when=_wrong_password,
+               exempt_when=_no_password_sent)
 @operation(summary="Download a shared object", tag="links", auth=PUBLIC,
-           errors=(404, 410, 503))
+           errors=(401, 404, 410, 503), extra={"description": (
+               "A link with a password answers 401 with `WWW-Authenticate: Basic "
+               "realm=\"portcullis-share\"` (`password_required`, or `invalid_credentials` "
+               "for a wrong password) until HTTP Basic credentials carry it, with any user "
+               "name. Wrong passwords are limited to 10 a minute per link and client address "
+               "(then 429 `rate_limited` with `Retry-After`, even for the right one). A link "
+               "with `allowed_ips` is a 404 from any other client address. 410 "
+               "`link_expired` once expired, `link_used_up` once `max_downloads` downloads "
+               "have started. A HEAD takes no download from the budget.")})
 def download(token: str) -> ResponseReturnValue:
     """The object is opened and its first chunk read before any header is sent: a storage
     outage is a 503 problem here, never gunicorn's bare 500 (which logs the URL)."""
     if not _canonical(token):
         raise NotFound("link")
-    served = links.download(token)
+    try:
+        served = links.download(public_caller(), token, _basic_password(),
+                                count=request.method != "HEAD")
+    except links.PasswordRequired as exc:
+        g.setdefault(_WRONG_GUESS, exc.code == "invalid_credentials")
+        raise Problem(401, exc.code, exc.detail,
+                      headers={"WWW-Authenticate": CHALLENGE}) from None
     response = Response(served.body, mimetype=None, content_type=served.content_type,
                         direct_passthrough=True)
     response.call_on_close(served.close)  # also when the body is never read (HEAD)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from flask import Blueprint, Response, jsonify, request
 from flask.typing import ResponseReturnValue
-from pydantic import Field
+from pydantic import AfterValidator, Field, StringConstraints
 
 from app.api.registry import operation
 from app.auth.guards import current_caller
@@ -17,6 +17,7 @@ from app.problems import Problem
 from app.storage.multipart import FilePart, boundary_of
 from app.validation import RequestModel, ResponseModel, parse_body, parse_query
 from portcullis.callers import Role
+from portcullis.links import addresses
 from portcullis.links import service as links
 from portcullis.storage import service as storage
 
@@ -96,8 +97,27 @@ class FilesOut(ResponseModel):
     next_cursor: str | None
 
 
+# Normalised as stored; anything else is a 400 naming the entry.
+IpOrCidr = Annotated[str, Field(min_length=1, max_length=49, description=(
+    "An IPv4 or IPv6 address, or a CIDR (host bits are dropped)")),
+    AfterValidator(addresses.normalise)]
+
+
+# Kept exactly as sent (not stripped like other strings): HTTP Basic sends it verbatim.
+LinkPassword = Annotated[str, StringConstraints(strip_whitespace=False, min_length=12,
+                                                max_length=128)]
+
+
 class LinkIn(RequestModel):
     expires_in: int = Field(default=3600, ge=60, le=604800)
+    max_downloads: int | None = Field(default=None, ge=1, le=10000, description=(
+        "Answer 410 once this many downloads have started"))
+    password: LinkPassword | None = Field(default=None, description=(
+        "Required as the password of HTTP Basic credentials on `GET /s/{token}`; stored "
+        "only as a slow hash"))
+    allowed_ips: list[IpOrCidr] | None = Field(
+        default=None, min_length=1, max_length=addresses.MAX_ENTRIES,
+        description="Only these client addresses may download; any other gets 404")
 
 
 class LinkOut(ResponseModel):
@@ -106,6 +126,27 @@ class LinkOut(ResponseModel):
     token: str = Field(description="The token at the end of `url` (shown once, like it), so "
                                    "a client or a stateful test can call `GET /s/{token}`.")
     expires_at: datetime
+    max_downloads: int | None
+    downloads: int
+    password_protected: bool
+    allowed_ips: list[str] | None
+
+
+class LinkItem(ResponseModel):
+    id: uuid.UUID
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+    max_downloads: int | None
+    downloads: int
+    password_protected: bool
+    allowed_ips: list[str] | None
+    created_by: uuid.UUID | None
+
+
+class LinksOut(ResponseModel):
+    items: list[LinkItem]
+    next_cursor: str | None
 
 
 def _json(model: type[ResponseModel], value: object) -> dict[str, object]:
@@ -204,13 +245,23 @@ def delete_file(file_id: uuid.UUID) -> ResponseReturnValue:
 
 
 @bp.post("/files/<uuid:file_id>/links")
-@operation(summary="Create an expiring share link", tag="links", scope="files:read",
-           writes=True, request=LinkIn, response=LinkOut, status=201, errors=(404,))
+@operation(summary="Create an expiring share link, optionally hardened", tag="links",
+           scope="files:read", writes=True, request=LinkIn, response=LinkOut, status=201,
+           errors=(404,))
 def create_link(file_id: uuid.UUID) -> ResponseReturnValue:
     body = parse_body(LinkIn) if request.content_length else LinkIn()
-    created = links.create_for_file(current_caller(), file_id, body.expires_in)
-    return jsonify({"id": str(created.id), "url": created.url, "token": created.token,
-                    "expires_at": created.expires_at.isoformat()}), 201
+    created = links.create_for_file(current_caller(), file_id, body.expires_in,
+                                    max_downloads=body.max_downloads, password=body.password,
+                                    allowed_ips=body.allowed_ips)
+    return jsonify(_json(LinkOut, created)), 201
+
+
+@bp.get("/files/<uuid:file_id>/links")
+@operation(summary="A file's share links (never their tokens or URLs)", tag="links",
+           scope="files:read", query=PageQuery, response=LinksOut, errors=(404,))
+def list_links(file_id: uuid.UUID) -> ResponseReturnValue:
+    page = links.list_for_file(current_caller(), file_id, parse_query(PageQuery))
+    return jsonify(_json(LinksOut, page))
 
 
 @bp.delete("/links/<uuid:link_id>")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from sqlalchemy import and_, bindparam, exists, func, select, update
 
@@ -83,6 +83,11 @@ def _effective_state(state: SessionState, role: Role, mfa_enabled: bool) -> Sess
     return state
 
 
+def _mfa_enabled(row: Any) -> bool:
+    """A second factor is enrolled (``User.mfa_enabled``, from a row of the statements below)."""
+    return row.totp_enabled_at is not None or row.passkey_enabled_at is not None
+
+
 # Compiled once to the driver's SQL. The check is one statement, sent with its tenant scope
 # in one round trip (``tenant_steps``): the live-session row and, in the same statement, the
 # idle clock's refresh, which writes only when the session is alive by every rule below and
@@ -94,8 +99,8 @@ _live = (
     select(UserSession.id, UserSession.state, UserSession.created_at,
            UserSession.last_seen_at, UserSession.expires_at, UserSession.revoked_at,
            UserSession.ip, Membership.role, Membership.status.label("member_status"),
-           _tenant.c.status.label("tenant_status"), User.totp_enabled_at, User.email,
-           User.name, _tenant.c.name.label("tenant_name"))
+           _tenant.c.status.label("tenant_status"), User.totp_enabled_at,
+           User.passkey_enabled_at, User.email, User.name, _tenant.c.name.label("tenant_name"))
     .join(User, User.id == UserSession.user_id)
     .join(Membership, Membership.user_id == User.id)
     .join(_tenant, _tenant.c.id == UserSession.tenant_id)
@@ -166,7 +171,7 @@ def identity_from_session(claims: SessionClaims, origin: Origin,
         principals.forget(key)
         return None
     role = Role(row.role)
-    mfa_enabled = row.totp_enabled_at is not None
+    mfa_enabled = _mfa_enabled(row)
     state = _effective_state(SessionState(row.state), role, mfa_enabled)
     caller = Caller.user(claims.tenant_id, claims.user_id, role, origin)
     principal = Principal(caller, row.id, state, row.tenant_status, mfa_enabled, row.email,
@@ -193,7 +198,8 @@ def identity_from_session(claims: SessionClaims, origin: Origin,
 _key = access_keys.live_key()
 _LIVE_KEY = prepared("portcullis_live_key", (
     select(_key, Membership.role, Membership.status.label("member_status"),
-           _tenant.c.status.label("tenant_status"), User.totp_enabled_at)
+           _tenant.c.status.label("tenant_status"), User.totp_enabled_at,
+           User.passkey_enabled_at)
     .select_from(_key)
     .outerjoin(Membership, and_(Membership.user_id == _key.c.created_by_user_id,
                                 Membership.tenant_id == _key.c.tenant_id))
@@ -241,7 +247,7 @@ def identity_from_access_key(secret: str, origin: Origin,
     caller = Caller.access_key(key.tenant_id, key.id, key.created_by_user_id, Role(key.role),
                                frozenset(key.scopes), origin)
     principal = Principal(caller, tenant_status=key.tenant_status,
-                          mfa_enabled=key.totp_enabled_at is not None)
+                          mfa_enabled=_mfa_enabled(key))
     if known is None or known.tenant_id != key.tenant_id:
         stamp = None  # no stamp read before this row: remember only the tenant
     until = min(key.expires_at, key.last_used_at + TOUCH_EVERY)
@@ -252,7 +258,7 @@ def identity_from_access_key(secret: str, origin: Origin,
 
 _CREATOR = (
     select(Membership.role, Membership.status, _tenant.c.status.label("tenant_status"),
-           User.totp_enabled_at)
+           User.totp_enabled_at, User.passkey_enabled_at)
     .join(User, User.id == Membership.user_id)
     .join(_tenant, _tenant.c.id == Membership.tenant_id))
 
@@ -269,7 +275,7 @@ def _identity_from_access_key_recorded(secret: str, origin: Origin) -> Principal
     caller = Caller.access_key(use.tenant_id, use.key_id, use.creator_id, Role(row.role),
                                use.scopes, origin)
     return Principal(caller, tenant_status=row.tenant_status,
-                     mfa_enabled=row.totp_enabled_at is not None)
+                     mfa_enabled=_mfa_enabled(row))
 
 
 def identity_from_operator_key(secret: str, origin: Origin) -> Principal | None:

@@ -370,3 +370,10 @@ def _count_failure(db: Session, caller: Caller, session_id: uuid.UUID, *,
         sessions.revoke(db, session_id)
     _wrong_code(db, caller, Target("session", str(session_id)),
                 {"failures": failures, "session_ended": ended}, guessed=guessed)
+
+
+# What a passkey's enrolment and use share with TOTP's (portcullis.accounts.passkeys): the
+# same proof from a full session, the same refusal while a code is awaited, the same lock.
+reauthenticate = _reauthenticate
+not_awaiting_code = _not_awaiting_code
+ensure_open = _ensure_open

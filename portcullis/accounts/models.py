@@ -6,7 +6,17 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, String, text
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portcullis.callers import Role as Role  # the column type, re-exported
@@ -39,12 +49,16 @@ class User(Base):
     totp_pending_secret: Mapped[bytes | None] = mapped_column(LargeBinary)
     totp_enabled_at: Mapped[datetime | None]
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+    # Set while the user holds a passkey (portcullis.accounts.passkeys): on this row, so the
+    # identity check reads it with TOTP's and a change bumps the identity epochs.
+    passkey_enabled_at: Mapped[datetime | None]
     deleted_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = created_at()
 
     @property
     def mfa_enabled(self) -> bool:
-        return self.totp_enabled_at is not None
+        """A second factor is enrolled: TOTP or a passkey, equal either way."""
+        return self.totp_enabled_at is not None or self.passkey_enabled_at is not None
 
 
 class Membership(Base):
@@ -126,4 +140,47 @@ class RecoveryCode(Base):
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), index=True)
     code_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
     used_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = created_at()
+
+
+class PasskeyCredential(Base):
+    """A passkey (WebAuthn credential) of a user: a second factor equal to TOTP. The public
+    key (COSE) verifies its assertions and is no secret; ``sign_count`` is the authenticator's
+    last counter, which must grow (0 for an authenticator that does not count)."""
+
+    __tablename__ = "webauthn_credentials"
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id"), index=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), index=True)
+    credential_id: Mapped[bytes] = mapped_column(LargeBinary(1023), unique=True)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)
+    sign_count: Mapped[int] = mapped_column(BigInteger)
+    transports: Mapped[list[str]] = mapped_column(ARRAY(String(16)))
+    backup_eligible: Mapped[bool]
+    backed_up: Mapped[bool]
+    name: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = created_at()
+    last_used_at: Mapped[datetime | None]
+
+
+class ChallengePurpose(StrEnum):
+    registration = "registration"
+    authentication = "authentication"
+
+
+class PasskeyChallenge(Base):
+    """The one live WebAuthn challenge of a session per purpose: replaced by the next
+    options call, consumed (deleted) by the ceremony that answers it, whatever its outcome."""
+
+    __tablename__ = "webauthn_challenges"
+    __table_args__ = (UniqueConstraint("session_id", "purpose",
+                                       name="uq_webauthn_challenges_session_purpose"),)
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id"), index=True)
+    session_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("user_sessions.id"))
+    purpose: Mapped[str] = mapped_column(String(16))
+    challenge: Mapped[bytes] = mapped_column(LargeBinary(64))
+    expires_at: Mapped[datetime]
     created_at: Mapped[datetime] = created_at()

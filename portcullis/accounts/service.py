@@ -7,6 +7,7 @@ import uuid
 from sqlalchemy import Subquery, select
 from sqlalchemy.orm import Session
 
+from portcullis.accounts import passwords
 from portcullis.accounts.models import Membership, MemberStatus
 from portcullis.callers import Role
 
@@ -30,3 +31,14 @@ def member_role(db: Session, tenant_id: uuid.UUID, member_id: uuid.UUID) -> Role
         Membership.id == member_id, Membership.tenant_id == tenant_id,
         Membership.status != MemberStatus.removed))
     return Role(role) if role is not None else None
+
+
+def hash_secret(secret: str) -> str:
+    """The slow hash accounts keep passwords under (bcrypt, ``BCRYPT_ROUNDS``), for a secret
+    another domain keeps: a share link's password."""
+    return passwords.hash_password(secret)
+
+
+def verify_secret(secret: str, hashed: str) -> bool:
+    """``hash_secret``'s check (constant cost for a given hash)."""
+    return passwords.verify_password(secret, hashed)

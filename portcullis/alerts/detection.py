@@ -120,6 +120,23 @@ def deletion(db: Session, caller: Caller) -> None:
                     caller.origin.ip, {"count": count, "window_seconds": window})
 
 
+# API.md: 10 wrong passwords for one share link in 10 minutes.
+LINK_PASSWORD_FAILURES = 10
+LINK_PASSWORD_FAILURES_WINDOW_SECONDS = 600
+
+
+def link_password_failed(db: Session, tenant_id: uuid.UUID, link_id: uuid.UUID,
+                         actor: Caller) -> None:
+    """One wrong password for a share link (from any address): the link's rule."""
+    window = LINK_PASSWORD_FAILURES_WINDOW_SECONDS
+    count = _threshold(f"{PREFIX}:link-password:{link_id}", LINK_PASSWORD_FAILURES, window)
+    if count is not None:
+        raise_alert(db, tenant_id, AlertType.link_password_failures, Severity.warning,
+                    f"{count} wrong passwords for one share link in {window // 60} minutes",
+                    actor, actor.origin.ip,
+                    {"link_id": str(link_id), "count": count, "window_seconds": window})
+
+
 def ip_is_new(db: Session, tenant_id: uuid.UUID, identity: str, ip: str | None) -> bool:
     """Record that ``identity`` used ``ip``; True if that is a new IP for an identity with a
     history (unseen for ALERT_NEW_IP_DAYS). The first use only starts the history."""

@@ -44,6 +44,7 @@ class AlertType(StrEnum):
     mass_deletion = "alert.mass_deletion"
     audit_export = "alert.audit_export"
     tenant_suspended = "alert.tenant_suspended"
+    link_password_failures = "alert.link_password_failures"  # noqa: S105 - a type name
 
 
 def _now() -> datetime:

@@ -7,6 +7,12 @@ Every call opens its own connection (the client is safe to share between threads
 the ``z``-prefixed, NUL-terminated command form. A verdict is only ever what clamd said in
 so many words: ``stream: OK`` is clean, ``stream: <Sig> FOUND`` is infected, and anything
 else raises, so a caller can never mistake a failed scan for a clean one.
+
+``signature_version`` is the number of the signature database clamd has loaded (the middle
+field of ``ClamAV 1.4.6/27500/Tue Dec  3 09:24:01 2026``: freshclam's ``daily`` version,
+which only grows), so stored files can be scanned again once it has moved on. clamd leaves
+the field out when it loaded no official (versioned) database, only unsigned ones, as the
+test suite's clamd does (``ClamAV 1.4.6``): that is version 0, older than any real one.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ DEFAULT_PORT = 3310
 MAX_REPLY_BYTES = 4096  # clamd's replies are one short line; more means a confused peer.
 
 _FOUND = re.compile(r"stream: (?P<sig>\S(?:[^\x00\r\n]*\S)?) FOUND")
+_VERSION = re.compile(r"ClamAV (?P<engine>[^/\s]+)(?:/(?P<signatures>\d+)(?:/[^\x00]*)?)?")
 _END_OF_STREAM = struct.pack(">I", 0)
 
 
@@ -91,6 +98,10 @@ class ClamdClient:
         if not reply.startswith("ClamAV "):
             raise ClamdScanError(reply)
         return reply
+
+    def signature_version(self) -> int:
+        """The version of clamd's signature database; 0 when it reports none."""
+        return parse_signature_version(self.version())
 
     def scan_stream(self, chunks: Iterable[bytes] | BinaryIO) -> ScanResult:
         """Stream data to clamd with INSTREAM, holding at most one chunk in memory.
@@ -217,6 +228,17 @@ def _chunks_of(source: Iterable[bytes] | BinaryIO, size: int) -> Iterator[memory
         view = memoryview(piece).cast("B")
         for start in range(0, len(view), size):
             yield view[start:start + size]
+
+
+def parse_signature_version(reply: str) -> int:
+    """``ClamAV <engine>/<signatures>/<date>`` → signatures; ``ClamAV <engine>`` → 0.
+
+    Anything else raises ClamdScanError: a version we cannot read is never taken for one.
+    """
+    parsed = _VERSION.fullmatch(reply)
+    if parsed is None:
+        raise ClamdScanError(reply)
+    return int(parsed["signatures"] or 0)
 
 
 def _parse_scan_reply(reply: str) -> ScanResult:

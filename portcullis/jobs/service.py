@@ -294,6 +294,14 @@ def operator_key_of(session: Session, job_id: uuid.UUID) -> uuid.UUID | None:
     return session.scalar(select(Job.created_by_operator_key_id).where(Job.id == job_id))
 
 
+def unfinished(session: Session, kind: str, args: dict[str, Any]) -> bool:
+    """Whether a job of ``kind`` with exactly ``args`` is queued or running: a sweep that
+    queues such work starts another only once it is done."""
+    return session.scalar(select(Job.id).where(
+        Job.status.in_([JobStatus.queued, JobStatus.running]), Job.kind == kind,
+        Job.args == args).limit(1)) is not None
+
+
 def failed_job_ids() -> Select[uuid.UUID]:
     """The ids of jobs that failed for good, as a subquery another domain filters by (what
     waited on them must be settled)."""

@@ -17,10 +17,11 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
+    func,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from portcullis.db.base import Base, created_at, uuid_pk
+from portcullis.db.base import Base, created_at, utcnow, uuid_pk
 
 
 class Bucket(Base):
@@ -97,7 +98,12 @@ class Upload(Base):
 
 class File(Base):
     __tablename__ = "files"
-    __table_args__ = (Index("ix_files_bucket_created", "bucket_id", "created_at", "id"),)
+    __table_args__ = (
+        Index("ix_files_bucket_created", "bucket_id", "created_at", "id"),
+        # The rescan's two questions: which signature version, and how long ago.
+        Index("ix_files_signature_version_scanned", "signature_version", "scanned_at"),
+        Index("ix_files_scanned_at", "scanned_at"),
+    )
 
     id: Mapped[uuid.UUID] = uuid_pk()
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id"), index=True)
@@ -109,6 +115,37 @@ class File(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     storage_key: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = created_at()
+    # The last scan: when, and under which clamd signature version (None: from before
+    # versions were recorded, older than any).
+    scanned_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+    signature_version: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class QuarantinedFile(Base):
+    """A file a rescan found infected: taken out of its bucket (the file row is gone, so
+    nothing lists, serves or bills it), its object kept in the quarantine bucket.
+
+    Kept, never deleted by the application (no DELETE grant); no foreign key on the bucket
+    or upload, so the record outlives them. ``source_removed_at`` is set once the object is
+    gone from the files bucket (a later run finishes a move a crash interrupted).
+    """
+
+    __tablename__ = "quarantined_files"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)  # the file's id
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id"), index=True)
+    bucket_id: Mapped[uuid.UUID]
+    upload_id: Mapped[uuid.UUID]
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(127))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    malware_name: Mapped[str] = mapped_column(String(255))
+    signature_version: Mapped[int] = mapped_column(BigInteger)
+    storage_key: Mapped[str] = mapped_column(String(255))  # where it was, in the files bucket
+    quarantine_key: Mapped[str] = mapped_column(String(255))  # where it is, in quarantine
+    quarantined_at: Mapped[datetime] = created_at()
+    source_removed_at: Mapped[datetime | None]
 
 
 class EgressDaily(Base):

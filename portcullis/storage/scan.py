@@ -5,7 +5,9 @@ then declared/extension/sniffed agreement, then a real decoder. clamd or storage
 raises DependencyUnavailable: the job retries with backoff and the upload stays
 ``scanning``, never ``clean`` without a verdict. Infected objects are deleted from
 quarantine at once (no forensic copy: the signature name and SHA-256 are in the audit
-event). Every step is safe to repeat.
+event). Every step is safe to repeat. A file records when it was scanned and under which
+signature version, read before the scan (so it never claims newer signatures than scanned
+it): stored files are scanned again by ``rescan``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Callable, Generator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -122,9 +125,11 @@ def scan_upload(tenant_id: uuid.UUID, upload_id: uuid.UUID,
                 unnamed.write(chunk)
                 yield chunk
 
+        clamd = ClamdClient.from_settings(settings)
+        signatures = clamd.signature_version()
         try:
             with contextlib.closing(tee()) as chunks:
-                verdict = ClamdClient.from_settings(settings).scan_stream(chunks)
+                verdict = clamd.scan_stream(chunks)
         except (VersionChanged, ObjectNotFound):
             if upload.source_etag is None:
                 raise
@@ -132,6 +137,7 @@ def scan_upload(tenant_id: uuid.UUID, upload_id: uuid.UUID,
             # version never becomes a file (a replacement is an upload of its own).
             _finish(tenant_id, upload, UploadStatus.rejected, "superseded", {})
             return _reload(tenant_id, upload_id)
+        scanned = Scanned(datetime.now(UTC), signatures)
         progress(40)
         if verdict.infected:
             _discard(store, quarantine, upload)
@@ -173,20 +179,26 @@ def scan_upload(tenant_id: uuid.UUID, upload_id: uuid.UUID,
         else:
             try:
                 store.copy(quarantine, upload.quarantine_key, settings.S3_BUCKET,
-                           upload.file_key)
+                           upload.file_key, size=upload.size)
             except ObjectNotFound:
                 settled = _reload(tenant_id, upload_id)
                 if settled["status"] in TERMINAL:  # given up meanwhile, deleted with it
                     return settled
                 raise
-    if not _promote(tenant_id, upload, media.canonical, digest.hexdigest(), sniffed):
+    if not _promote(tenant_id, upload, media.canonical, digest.hexdigest(), sniffed, scanned):
         store.delete(settings.S3_BUCKET, upload.file_key)  # settled meanwhile: no orphan copy
     _discard(store, quarantine, upload)
     return _reload(tenant_id, upload_id)
 
 
+@dataclass(frozen=True)
+class Scanned:
+    at: datetime
+    signature_version: int
+
+
 def _promote(tenant_id: uuid.UUID, upload: Upload, content_type: str, sha256: str,
-             sniffed: str) -> bool:
+             sniffed: str, scanned: Scanned) -> bool:
     """The clean verdict and the file row; False if the upload was settled meanwhile."""
     with tenant_session(tenant_id) as db:
         row = db.get(Upload, upload.id, with_for_update=True)
@@ -199,7 +211,8 @@ def _promote(tenant_id: uuid.UUID, upload: Upload, content_type: str, sha256: st
             db.add(File(id=file_id, tenant_id=tenant_id, bucket_id=upload.bucket_id,
                         upload_id=upload.id, filename=upload.filename,
                         content_type=content_type, size=upload.size, sha256=sha256,
-                        storage_key=upload.file_key))
+                        storage_key=upload.file_key, scanned_at=scanned.at,
+                        signature_version=scanned.signature_version))
             db.flush()
         row.status, row.reason, row.file_id = UploadStatus.clean, None, file_id
         row.sha256, row.sniffed_type, row.finished_at = sha256, sniffed, datetime.now(UTC)

@@ -22,18 +22,22 @@ from portcullis.callers import Caller
 from portcullis.clients.object_store import Listed
 from portcullis.db import tenant_session
 from portcullis.pagination import Page, PageRequest, keyset
-from portcullis.storage import access, buckets, dropbox, files, intake, scan
+from portcullis.storage import access, buckets, dropbox, files, intake, rescan, scan
 from portcullis.storage.buckets import BucketView
 from portcullis.storage.dropbox import TakenIn
 from portcullis.storage.models import Bucket, EgressDaily, File, Upload
 
 __all__ = [
-    "Accepted", "BucketView", "FileRef", "FileView", "Grant", "Incoming", "Lifecycle",
-    "TakenIn", "UploadView", "can_read_bucket", "create_bucket", "delete_bucket", "delete_file",
-    "egress_per_day", "expire_files", "get_upload", "list_buckets", "list_files", "readable_file",
-    "record_egress", "scan_upload", "set_lifecycle", "set_permissions",
-    "settle_failed_scans", "stored_per_bucket", "take_in_dropped", "upload",
+    "RESCAN_TASK", "Accepted", "BucketView", "FileRef", "FileView", "Grant", "Incoming",
+    "Lifecycle", "Rescanned", "TakenIn", "UploadView", "can_read_bucket", "create_bucket",
+    "delete_bucket", "delete_file", "egress_per_day", "expire_files", "get_upload",
+    "list_buckets", "list_files", "queue_rescan", "readable_file", "record_egress",
+    "rescan_files", "rescan_job", "scan_upload", "schedule_rescan", "set_lifecycle",
+    "set_permissions", "settle_failed_scans", "stored_per_bucket", "take_in_dropped", "upload",
 ]
+
+RESCAN_TASK = rescan.RESCAN_TASK
+Rescanned = rescan.Rescanned
 
 
 _tenant = access.tenant_of
@@ -191,6 +195,29 @@ def delete_file(caller: Caller, file_id: uuid.UUID) -> None:
 def expire_files() -> int:
     """The lifecycle sweep (beat): delete files older than their bucket's rule."""
     return files.expire_due()
+
+
+def rescan_files(actor: Caller, tenant_id: uuid.UUID | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> Rescanned:
+    """Scan stored files again at once (the CLI): those scanned under an older signature
+    version than clamd's first, then those scanned over RESCAN_AFTER_DAYS ago; one found
+    infected is quarantined, audited as ``actor`` in its tenant and alerted."""
+    return rescan.rescan(actor, tenant_id, progress)
+
+
+def queue_rescan(tenant_id: uuid.UUID | None = None) -> uuid.UUID | None:
+    """A rescan job, unless one for the same files is queued or running (its id, or None)."""
+    return rescan.queue(tenant_id)
+
+
+def schedule_rescan(tenant_id: uuid.UUID | None = None) -> uuid.UUID | None:
+    """Beat: a rescan job when some file is due and none is unfinished."""
+    return rescan.schedule(tenant_id)
+
+
+def rescan_job(args: dict[str, Any], progress: Callable[[int], None]) -> dict[str, Any]:
+    """The rescan job's body (worker, ``scan`` queue), by the system."""
+    return rescan.run_job(args, progress)
 
 
 # --- for other domains ---------------------------------------------------------------------

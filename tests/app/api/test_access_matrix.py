@@ -48,6 +48,7 @@ from tests.support.factories import (
     make_job,
     make_member,
     make_operator_key,
+    make_passkey,
     make_session,
     make_sftp_account,
     make_tenant,
@@ -251,6 +252,7 @@ FACTORIES: dict[str, Callable[[Place], object]] = {
     "account_id": lambda place: make_sftp_account(place.owner.tenant_id, place.bucket()),
     "invoice_id": lambda place: make_invoice(place.owner.tenant_id),
     "tenant_id": lambda place: place.owner.tenant_id,
+    "credential_id": lambda place: make_passkey(place.owner).id,
 }
 
 

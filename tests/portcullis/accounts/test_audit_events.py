@@ -25,13 +25,14 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from devstack.stack import LocalStack
-from portcullis.accounts.models import Role, User
+from portcullis.accounts.models import Role, SessionState, User
 from portcullis.audit.actions import ACTIONS
 from portcullis.audit.models import AuditEvent
 from portcullis.audit.service import verify_chain
 from portcullis.cli import main
 from portcullis.db import system_session
-from tests.support.factories import make_job, make_member, make_session
+from tests.support.authenticator import Authenticator, b64url
+from tests.support.factories import make_job, make_member, make_passkey, make_session
 from tests.support.mail import link_token, wait_for_mail
 from tests.support.web import csrf_headers, make_client
 
@@ -43,6 +44,7 @@ NEW_PASSWORD = "audit module passphrase 32 renewed"
 WRONG_PASSWORD = "not the passphrase 33 at all"
 UNKNOWN_PASSWORD = "nobody has this passphrase 34"
 INVITEE_PASSWORD = "invitee module passphrase 35"
+WEBAUTHN = "/api/v1/auth/webauthn"
 
 
 @dataclass
@@ -233,6 +235,47 @@ def lockout(app: Flask, account: World) -> World:
 
 
 @pytest.fixture(scope="module")
+def passkeys(app: Flask, account: World) -> World:
+    """A passkey completes an enrolment, signs in, fails, shows a counter gone back; a spare
+    one is removed."""
+    world = account
+    assert world.tenant_id is not None
+    member = make_member(world.tenant_id, Role.staff, mfa=False)
+    enrolling = make_session(member, SessionState.mfa_enrollment)
+    key = Authenticator()
+    world.secret(enrolling.cookie, enrolling.csrf, member.password, b64url(key.cose_public_key()))
+    browser = make_client(app, enrolling, ip=IP, user_agent=UA)
+    headers = {"X-CSRF-Token": enrolling.csrf}
+    options = _ok(browser.post(f"{WEBAUTHN}/register/options", headers=headers))["publicKey"]
+    world.secret(options["challenge"])
+    created = _ok(browser.post(f"{WEBAUTHN}/register", headers=headers, json={
+        "name": "audit passkey", "credential": key.register(options)}), 201)
+    world.ids["passkey"] = created["id"]
+
+    def sign_in(tamper: bool = False, counter: int | None = None) -> int:
+        client = make_client(app, ip=IP, user_agent=UA)
+        assert _ok(client.post("/api/v1/auth/login", json={
+            "email": member.email, "password": member.password})) == {"status": "mfa_required"}
+        _cookies(client, world)
+        options = _ok(client.post(f"{WEBAUTHN}/authenticate/options",
+                                  headers=csrf_headers(client)))["publicKey"]
+        world.secret(options["challenge"])
+        return client.post(f"{WEBAUTHN}/authenticate", headers=csrf_headers(client), json={
+            "credential": key.assertion(options, tamper=tamper, counter=counter)}).status_code
+
+    assert sign_in() == 200  # the counter is now 1
+    assert sign_in(tamper=True) == 401
+    assert sign_in(counter=1) == 401
+    spare = make_passkey(member, name="spare passkey")
+    world.ids["spare_passkey"] = str(spare.id)
+    full = make_session(member)
+    world.secret(full.cookie, full.csrf)
+    _ok(make_client(app, full, ip=IP, user_agent=UA).delete(
+        f"{WEBAUTHN}/credentials/{spare.id}", headers={"X-CSRF-Token": full.csrf}), 204)
+    return world
+
+
+@pytest.fixture(scope="module")
 def operator(stack: LocalStack, world: World) -> World:
     name = f"audit-ops-{uuid.uuid4().hex[:8]}"
     result = CliRunner().invoke(main, ["operator-keys", "create", "--name", name])
@@ -306,6 +349,20 @@ EXPECTED: dict[str, Expect] = {
                                           target=_id("access_key", "key"), ip=OTHER_IP,
                                           details={"previous_ip": IP}),
     "access_key.revoked": Expect("access_key.revoked", "keys", target=_id("access_key", "key")),
+    "auth.webauthn_registered": Expect(
+        "auth.webauthn_registered", "passkeys", target=_id("passkey", "passkey"),
+        details={"name": "audit passkey", "completes_enrolment": True}),
+    "auth.webauthn_succeeded": Expect(
+        "auth.webauthn_succeeded", "passkeys",
+        match=lambda e, w: (e.details or {}).get("webauthn_id") == w.ids["passkey"]),
+    "auth.webauthn_failed": Expect("auth.webauthn_failed", "passkeys",
+                                   details={"step": "authentication", "reason": "not_verified"}),
+    "auth.webauthn_counter_regressed": Expect(
+        "auth.webauthn_counter_regressed", "passkeys", target=_id("passkey", "passkey"),
+        details={"stored_count": 1, "presented_count": 1}),
+    "auth.webauthn_removed": Expect("auth.webauthn_removed", "passkeys",
+                                    target=_id("passkey", "spare_passkey"),
+                                    details={"name": "spare passkey"}),
     # The CLI has no client address or user agent.
     "operator_key.created": Expect(
         "operator_key.created", "operator", in_tenant=False, ip=None, user_agent=None,
@@ -395,7 +452,8 @@ def test_the_actor_is_who_acted(team: World, keys: World) -> None:
 
 
 @pytest.fixture(scope="module")
-def everything(account: World, team: World, keys: World, operator: World) -> World:
+def everything(account: World, team: World, keys: World, operator: World,
+               passkeys: World) -> World:
     return account
 
 

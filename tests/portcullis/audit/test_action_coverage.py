@@ -31,11 +31,15 @@ CONTRACT = {
     "upload verdicts (clean)": "upload.clean", "upload verdicts (rejected)": "upload.rejected",
     "upload verdicts (infected)": "upload.infected", "file deletion": "file.deleted",
     "link creation": "link.created", "link revocation": "link.revoked",
+    "share-link downloads": "link.downloaded",
     "tenant suspension": "tenant.suspended", "audit exports": "audit.exported",
     "billing profile changes": "billing.profile_updated", "invoice issue": "invoice.issued",
     "invoice payment": "invoice.payment_recorded", "invoice void": "invoice.voided",
     "invoice overdue": "invoice.overdue", "tenant reactivation": "tenant.reactivated",
     "SFTP account changes": "sftp_account.created",
+    "passkey changes (registration)": "auth.webauthn_registered",
+    "passkey changes (removal)": "auth.webauthn_removed",
+    "passkey use": "auth.webauthn_succeeded", "passkey failure": "auth.webauthn_failed",
 }
 
 

@@ -286,3 +286,38 @@ def test_reply_before_the_end_of_the_stream_is_never_clean(
 def test_bad_urls_are_refused(url: str) -> None:
     with pytest.raises(ValueError, match="clamd URL"):
         ClamdClient(url)
+
+
+# -- the signature version ------------------------------------------------------------------
+
+def test_a_clamd_without_a_versioned_database_reports_signature_version_0(
+        client: ClamdClient) -> None:
+    """The test clamd loads unsigned signatures only: VERSION carries no database field."""
+    assert "/" not in client.version()
+    assert client.signature_version() == 0
+
+
+@pytest.mark.parametrize(("reply", "expected"), [
+    (b"ClamAV 1.4.6/27500/Tue Dec  3 09:24:01 2026\0", 27500),
+    (b"ClamAV 1.0.9/27499/Mon Dec  2 09:20:00 2026\0", 27499),
+    (b"ClamAV 1.4.6\0", 0),
+])
+def test_the_signature_version_is_the_databases_number(
+        fake_peer: Callable[..., FakePeer], reply: bytes, expected: int) -> None:
+    def handler(conn: socket.socket) -> None:
+        assert _read_exact(conn, 9) == b"zVERSION\0"
+        conn.sendall(reply)
+
+    assert ClamdClient(fake_peer(handler).url, timeout=5).signature_version() == expected
+
+
+@pytest.mark.parametrize("reply", [b"ClamAV \0", b"ClamAV 1.4.6/latest/today\0",
+                                   b"UNKNOWN COMMAND\0"])
+def test_a_version_that_cannot_be_read_is_never_taken_for_one(
+        fake_peer: Callable[..., FakePeer], reply: bytes) -> None:
+    def handler(conn: socket.socket) -> None:
+        _read_exact(conn, 9)
+        conn.sendall(reply)
+
+    with pytest.raises(ClamdScanError):
+        ClamdClient(fake_peer(handler).url, timeout=5).signature_version()

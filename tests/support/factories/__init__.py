@@ -1,7 +1,7 @@
 """Factories, one module per domain; everything is importable from here too.
 
 - ``tenants``: tenants
-- ``accounts``: users and memberships (``Member``), sessions (``LoggedIn``), MFA
+- ``accounts``: users and memberships (``Member``), sessions (``LoggedIn``), MFA, passkeys
 - ``access_keys``: access and operator keys
 - ``storage``: buckets, permissions, uploads and clean files (the object in storage too)
 - ``links``: share links to a file or to an export's object
@@ -18,9 +18,11 @@ from tests.support.factories.accounts import (
     PASSWORD,
     LoggedIn,
     Member,
+    Passkey,
     login,
     make_invitation,
     make_member,
+    make_passkey,
     make_recovery_code,
     make_session,
     timedelta_ago,
@@ -50,6 +52,7 @@ __all__ = [
     "Link",
     "LoggedIn",
     "Member",
+    "Passkey",
     "StoredFile",
     "grant",
     "login",
@@ -63,6 +66,7 @@ __all__ = [
     "make_job",
     "make_member",
     "make_operator_key",
+    "make_passkey",
     "make_profile",
     "make_recovery_code",
     "make_session",

@@ -17,6 +17,7 @@ from portcullis.accounts import totp
 from portcullis.accounts.models import (
     Invitation,
     Membership,
+    PasskeyCredential,
     RecoveryCode,
     Role,
     SessionState,
@@ -27,6 +28,7 @@ from portcullis.accounts.passwords import hash_password
 from portcullis.accounts.tokens import ABSOLUTE_LIFETIME, SessionClaims, csrf_token, issue
 from portcullis.db import tenant_session
 from portcullis.secretbox import seal
+from tests.support.authenticator import Authenticator
 from tests.support.factories.tenants import make_tenant
 
 PASSWORD = "correct horse battery staple 42"
@@ -142,3 +144,32 @@ def make_invitation(inviter: Member, email: str, role: Role = Role.staff, *,
                           token_hash=secrets_gen.digest(token),
                           expires_at=datetime.now(UTC) + expires_in))
     return token
+
+
+@dataclass
+class Passkey:
+    id: uuid.UUID
+    authenticator: Authenticator  # holds its private key: it signs the member's assertions
+
+
+def make_passkey(member: Member, authenticator: Authenticator | None = None,
+                 name: str = "test passkey") -> Passkey:
+    """A registered passkey of ``member``, as registration stores one (its COSE public key,
+    the authenticator's counter, transports and backup flags); the member now has a passkey
+    as a second factor."""
+    authenticator = authenticator or Authenticator()
+    authenticator.user_handle = member.user_id.bytes
+    passkey_id = uuid.uuid4()
+    with tenant_session(member.tenant_id) as db:
+        db.add(PasskeyCredential(
+            id=passkey_id, tenant_id=member.tenant_id, user_id=member.user_id,
+            credential_id=authenticator.credential_id,
+            public_key=authenticator.cose_public_key(),
+            sign_count=authenticator.counter if authenticator.counts else 0,
+            transports=list(authenticator.transports),
+            backup_eligible=authenticator.backup_eligible, backed_up=authenticator.backed_up,
+            name=name))
+        user = db.get(User, member.user_id)
+        assert user is not None
+        user.passkey_enabled_at = user.passkey_enabled_at or datetime.now(UTC)
+    return Passkey(passkey_id, authenticator)

@@ -65,9 +65,19 @@ def make_export_link(data: bytes = b"x", *, tenant_id: uuid.UUID | None = None,
 
 def make_file_link(file: StoredFile, *, created_by: uuid.UUID | None = None,
                    expires_in: timedelta = timedelta(minutes=10),
-                   revoked: bool = False) -> Link:
-    """A link to a stored file (``make_file``), as ``POST /files/{id}/links`` makes one."""
+                   revoked: bool = False, max_downloads: int | None = None,
+                   downloads: int = 0, password: str | None = None,
+                   allowed_ips: list[str] | None = None) -> Link:
+    """A link to a stored file (``make_file``), as ``POST /files/{id}/links`` makes one,
+    hardened if asked: a download budget (``downloads`` of it already used), a password
+    (hashed as the service hashes it) and allowed client addresses."""
+    from portcullis.accounts.passwords import hash_password
+    from portcullis.links.addresses import normalise_all
+
     return _add(file.tenant_id, expires_in, revoked, kind="file",
                 bucket=get_settings().S3_BUCKET, object_key=file.storage_key,
                 filename=file.filename, content_type=file.content_type, size=file.size,
-                created_by_user_id=created_by, file_id=file.id, bucket_id=file.bucket_id)
+                created_by_user_id=created_by, file_id=file.id, bucket_id=file.bucket_id,
+                max_downloads=max_downloads, downloads=downloads,
+                password_hash=hash_password(password) if password is not None else None,
+                allowed_ips=normalise_all(allowed_ips) if allowed_ips is not None else None)
