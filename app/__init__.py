@@ -80,6 +80,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app.auth.views import bp as auth_bp
     from app.auth.webauthn import bp as webauthn_bp
     from app.billing.views import bp as billing_bp
+    from app.console.headers import ConsoleCsp
+    from app.console.views import bp as console_bp
     from app.extensions import exempt_from_default_limit
     from app.health.views import bp as health_bp
     from app.jobs.views import bp as jobs_bp
@@ -89,9 +91,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app.sftp.views import bp as sftp_bp
     from app.storage.views import bp as storage_bp
 
-    exempt_from_default_limit(health_bp, api_bp)
+    exempt_from_default_limit(health_bp, api_bp, console_bp)
     for blueprint in (health_bp, api_bp, auth_bp, members_bp, access_keys_bp, jobs_bp,
                       audit_bp, operator_bp, links_bp, storage_bp, billing_bp,
-                      sftp_bp, webauthn_bp):
+                      sftp_bp, webauthn_bp, console_bp):
         app.register_blueprint(blueprint)
+    app.wsgi_app = ConsoleCsp(app.wsgi_app)  # type: ignore[method-assign]
     return app

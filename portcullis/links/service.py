@@ -36,6 +36,10 @@ from portcullis.links.models import ShareLink
 from portcullis.pagination import Page, PageRequest, keyset
 from portcullis.storage import service as storage
 
+# Bytes relayed per write: large enough that a 25 MiB download is 25 round trips through
+# Python, not 400; one such chunk per download in flight bounds the memory.
+RELAY_CHUNK = 1024 * 1024
+
 log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
@@ -290,7 +294,7 @@ def download(caller: Caller, token: str, password: str | None = None, *,
     _check_password(caller, found, password)
     store = ObjectStore.from_settings(get_settings())
     try:
-        chunks = store.open_stream(found.bucket, found.object_key)
+        chunks = store.open_stream(found.bucket, found.object_key, chunk_size=RELAY_CHUNK)
         first = next(chunks, b"")
     except ObjectNotFound:  # the link outlived its object: as if it never existed
         raise NotFound("link") from None

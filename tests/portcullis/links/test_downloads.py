@@ -107,7 +107,7 @@ def test_storage_down_costs_no_download(stored: StoredFile,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
     link = make_file_link(stored, max_downloads=1)
 
-    def down(self: ObjectStore, bucket: str, key: str) -> object:
+    def down(self: ObjectStore, bucket: str, key: str, **_: object) -> object:
         raise DependencyUnavailable("storage", "get: ConnectTimeoutError")
 
     monkeypatch.setattr(ObjectStore, "open_stream", down)
