@@ -6,6 +6,7 @@ import hashlib
 import logging
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -94,6 +95,31 @@ def exempt_from_default_limit(*blueprints: object) -> None:
 @lru_cache(maxsize=1)
 def _default_limit(url: str) -> rate_limits.DefaultLimit:
     return rate_limits.DefaultLimit(url)
+
+
+@dataclass
+class Attempt:
+    """One attempt counted against a limit before the slow work it guards (a password's
+    hash): concurrent attempts cannot all pass a check that only counts afterwards."""
+
+    outcome: rate_limits.Outcome
+    pending: rate_limits.Pending | None  # None: counted in memory while Redis is away
+
+    def refund(self) -> None:
+        """The attempt turned out not to count (the right password): take it back."""
+        if self.pending is not None:
+            self.pending.refund()
+
+
+def count_attempt(key: str, limit: str) -> Attempt:
+    """Count an attempt for ``key`` against ``limit`` (flask-limiter's notation) now, in the
+    same atomic Redis script as the default limit."""
+    store = _default_limit(get_settings().REDIS_URL)
+    items = rate_limits.parse(limit)
+    pending = store.start(key, items)
+    if pending is None:
+        return Attempt(store.hit(key, items), None)
+    return Attempt(pending.outcome(), pending)
 
 
 PENDING = "portcullis.rate_limit_pending"  # WSGI environ: a count sent by EarlyLimit

@@ -9,7 +9,7 @@ from flask.typing import ResponseReturnValue
 
 from app.api.registry import PUBLIC, operation
 from app.auth.guards import public_caller
-from app.extensions import limiter
+from app.extensions import count_attempt
 from app.problems import Problem
 from portcullis.errors import NotFound
 from portcullis.links import service as links
@@ -21,7 +21,6 @@ CHALLENGE = 'Basic realm="portcullis-share"'
 # Wrong passwords per link and client address (API.md). The key names the link by a keyed
 # digest of its token, so Redis never holds a token.
 GUESSES_PER_MINUTE = "10/minute"
-_WRONG_GUESS = "portcullis_link_wrong_guess"  # flask.g: this request sent a wrong password
 
 
 def content_disposition(filename: str) -> str:
@@ -54,18 +53,7 @@ def _password_key() -> str:
     return f"link-password:{keyed_digest(token)}:{g.client_ip}"
 
 
-def _no_password_sent() -> bool:
-    """A request without a password cannot be a wrong one: not limited (no Redis call)."""
-    return _basic_password() is None
-
-
-def _wrong_password(_response: Response) -> bool:
-    return bool(g.get(_WRONG_GUESS))
-
-
 @bp.get("/s/<token>")
-@limiter.limit(GUESSES_PER_MINUTE, key_func=_password_key, deduct_when=_wrong_password,
-               exempt_when=_no_password_sent)
 @operation(summary="Download a shared object", tag="links", auth=PUBLIC,
            errors=(401, 404, 410, 503), extra={"description": (
                "A link with a password answers 401 with `WWW-Authenticate: Basic "
@@ -81,13 +69,24 @@ def download(token: str) -> ResponseReturnValue:
     outage is a 503 problem here, never gunicorn's bare 500 (which logs the URL)."""
     if not _canonical(token):
         raise NotFound("link")
+    password = _basic_password()
+    # A request with a password is counted before the slow hash and refunded unless the
+    # password was wrong: parallel guesses all count, and only wrong ones use the budget.
+    attempt = count_attempt(_password_key(), GUESSES_PER_MINUTE) if password else None
+    if attempt is not None and not attempt.outcome.allowed:
+        raise Problem(429, "rate_limited", "Too many wrong passwords for this link.",
+                      headers={"Retry-After": str(attempt.outcome.retry_after)})
+    wrong = False
     try:
-        served = links.download(public_caller(), token, _basic_password(),
+        served = links.download(public_caller(), token, password,
                                 count=request.method != "HEAD")
     except links.PasswordRequired as exc:
-        g.setdefault(_WRONG_GUESS, exc.code == "invalid_credentials")
+        wrong = exc.code == "invalid_credentials"
         raise Problem(401, exc.code, exc.detail,
                       headers={"WWW-Authenticate": CHALLENGE}) from None
+    finally:
+        if attempt is not None and not wrong:
+            attempt.refund()
     response = Response(served.body, mimetype=None, content_type=served.content_type,
                         direct_passthrough=True)
     response.call_on_close(served.close)  # also when the body is never read (HEAD)

@@ -249,7 +249,7 @@ def delete_file(file_id: uuid.UUID) -> ResponseReturnValue:
            scope="files:read", writes=True, request=LinkIn, response=LinkOut, status=201,
            errors=(404,))
 def create_link(file_id: uuid.UUID) -> ResponseReturnValue:
-    body = parse_body(LinkIn) if request.content_length else LinkIn()
+    body = parse_body(LinkIn) if request.get_data(cache=True) else LinkIn()  # chunked too
     created = links.create_for_file(current_caller(), file_id, body.expires_in,
                                     max_downloads=body.max_downloads, password=body.password,
                                     allowed_ips=body.allowed_ips)

@@ -202,7 +202,7 @@ def _quarantine(store: ObjectStore, settings: Settings, who: Caller, item: _Due,
             kept = db.get(QuarantinedFile, item.id) is not None
         else:
             kept = True
-            details = {"malware_name": signature, "signature_version": version,
+            details = {"malware_name": signature, "clamd_db_version": version,
                        "filename": file.filename, "bucket_id": str(file.bucket_id),
                        "size": file.size, "sha256": file.sha256}
             db.add(QuarantinedFile(

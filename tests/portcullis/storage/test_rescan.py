@@ -157,6 +157,7 @@ def test_a_stored_file_matching_a_signature_is_quarantined(app: Flask, stack: Lo
     assert (event.target_type, event.target_id) == ("file", str(infected.id))
     assert event.severity == "critical" and event.actor_type == "system"
     assert event.details["malware_name"] == MARKER_SIGNATURE
+    assert event.details["clamd_db_version"] == 0  # not masked as a "signature"
     assert event.details["filename"] == "looks-fine.png"
 
     alert = stack["siem"].wait_for(
