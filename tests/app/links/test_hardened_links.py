@@ -6,6 +6,8 @@ audit event."""
 from __future__ import annotations
 
 import base64
+import io
+import json
 import uuid
 from typing import Any
 
@@ -90,6 +92,22 @@ def test_a_hardened_link_answers_its_rules_and_never_its_password(
     assert created.details["protected"] is True and created.details["max_downloads"] == 3
     assert created.details["allowed_ips"] == ["198.51.100.0/24", "2001:db8::1"]
     assert PASSWORD not in str(created.details) and body["token"] not in str(created.details)
+
+
+def test_a_chunked_body_keeps_its_rules(client_for: ClientFor, admin: LoggedIn,
+                                        stored: StoredFile) -> None:
+    """A body sent without a Content-Length (Transfer-Encoding: chunked, as streaming
+    clients and some proxies send it) is read like any other: never a plain link instead."""
+    body = json.dumps({"expires_in": 600, "max_downloads": 2, "password": PASSWORD}).encode()
+    response = client_for(admin).post(
+        f"/api/v1/files/{stored.id}/links", input_stream=io.BytesIO(body),
+        content_type="application/json",
+        headers={**csrf_headers(admin), "Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True, "CONTENT_LENGTH": ""})
+    assert response.status_code == 201, response.get_json()
+    assert response.request.content_length is None
+    created = response.get_json()
+    assert created["password_protected"] is True and created["max_downloads"] == 2
 
 
 def test_a_plain_link_answers_the_same_fields(client_for: ClientFor, admin: LoggedIn,
