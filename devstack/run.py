@@ -37,7 +37,7 @@ def main() -> int:
     env = dict(os.environ)
     env.update(stack.env())
     env.update({"PORTCULLIS_ENV": "development", "PORT": str(web_port),
-                "PUBLIC_BASE_URL": f"http://127.0.0.1:{web_port}", "PYTHONUNBUFFERED": "1"})
+                "PUBLIC_BASE_URL": f"http://localhost:{web_port}", "PYTHONUNBUFFERED": "1"})
     os.environ.update(env)
     bin_dir = Path(sys.executable).parent
     supervisor: Supervisor | None = None
@@ -71,8 +71,9 @@ def main() -> int:
         mail_dir = stack["mail"].base_dir / "mail"
         print(f"""
   Portcullis is up.
-    API          http://127.0.0.1:{web_port}/api/v1/openapi.json
-    readiness    http://127.0.0.1:{web_port}/readyz
+    console      http://localhost:{web_port}/console/
+    API          http://localhost:{web_port}/api/v1/openapi.json
+    readiness    http://localhost:{web_port}/readyz
     Flower       http://127.0.0.1:{flower_port}/
     mail lands   {mail_dir} (one .eml file per message)
     SIEM alerts  {stack["siem"].env()["SIEM_WEBHOOK_URL"]}
