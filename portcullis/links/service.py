@@ -206,13 +206,10 @@ def resolve(caller: Caller, token: str) -> Download:
     client address → 404; expired or its downloads used up → 410 (checked again, atomically,
     when the download is counted)."""
     digest = secrets_gen.digest(token)
+    # The token names its tenant, so its lookup reads across tenants (the system's role);
+    # the row it finds is the whole answer, read in that one transaction.
     with system_session() as db:
-        owner = db.execute(select(ShareLink.tenant_id, ShareLink.id)
-                           .where(ShareLink.token_hash == digest)).first()
-    if owner is None:
-        raise NotFound("link")
-    with tenant_session(owner.tenant_id) as db:
-        link = db.get(ShareLink, owner.id)
+        link = db.scalars(select(ShareLink).where(ShareLink.token_hash == digest)).first()
         if (link is None or link.revoked_at is not None
                 or not addresses.allows(link.allowed_ips, caller.origin.ip)):
             raise NotFound("link")
