@@ -65,6 +65,7 @@ from portcullis.alerts.service import mfa_failed
 from portcullis.audit.service import Target, record
 from portcullis.callers import Caller, Role
 from portcullis.db import tenant_session
+from portcullis.email.service import queue
 from portcullis.errors import Conflict, Invalid, NotFound, Unauthenticated
 from portcullis.pagination import Page, PageRequest, keyset
 
@@ -235,7 +236,7 @@ def register(principal: Principal, name: str, credential: dict[str, Any]) -> Pas
 
 def _registered(db: Session, principal: Principal, user: User,
                 passkey_id: uuid.UUID) -> PasskeyView:
-    caller, _, _, session_id = _ids(principal)
+    caller, tenant_id, _, session_id = _ids(principal)
     row = db.get(PasskeyCredential, passkey_id)
     assert row is not None
     first_factor = not user.mfa_enabled
@@ -246,6 +247,7 @@ def _registered(db: Session, principal: Principal, user: User,
     record(db, caller, "auth.webauthn_registered", Target("passkey", str(row.id)),
            {"name": row.name, "backup_eligible": row.backup_eligible,
             "first_factor": first_factor, "completes_enrolment": completes})
+    queue(db, tenant_id, "passkey_added", user_id=user.id)
     return _view(row)
 
 
@@ -384,3 +386,4 @@ def remove(principal: Principal, passkey_id: uuid.UUID) -> None:
             user.passkey_enabled_at = None
         record(db, caller, "auth.webauthn_removed", Target("passkey", str(passkey_id)),
                {"name": name, "remaining": others})
+        queue(db, tenant_id, "passkey_removed", user_id=user_id)

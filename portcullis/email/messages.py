@@ -86,6 +86,18 @@ MFA_ENABLED = _notice(
     "An authenticator app was just enrolled for your Portcullis account, with new recovery "
     "codes. If this was not you, reset your password now and tell your admin.")
 
+# A passkey is a second factor: a user learns of each one added or removed, since a stolen
+# session could otherwise change them unseen.
+PASSKEY_ADDED = _notice(
+    "passkey_added", "A passkey was added to your Portcullis account",
+    "A passkey was just registered as a second factor of your Portcullis account. If this "
+    "was not you, reset your password now and tell your admin.")
+
+PASSKEY_REMOVED = _notice(
+    "passkey_removed", "A passkey was removed from your Portcullis account",
+    "A passkey was just removed from your Portcullis account. If this was not you, reset "
+    "your password now and tell your admin.")
+
 RECOVERY_CODES_CHANGED = _notice(
     "recovery_codes_changed", "A Portcullis recovery code was used",
     "One of your recovery codes was just used to sign in and can no longer be used. If this "

@@ -20,6 +20,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select, update
 from werkzeug.test import TestResponse
 
+from devstack.stack import LocalStack
 from portcullis.accounts import mfa
 from portcullis.accounts.models import (
     PasskeyChallenge,
@@ -41,6 +42,7 @@ from tests.support.factories import (
     make_tenant,
     timedelta_ago,
 )
+from tests.support.mail import wait_for_mail
 from tests.support.web import csrf_headers, log_in, make_client, problem_code
 
 pytestmark = pytest.mark.usefixtures("stack")
@@ -466,6 +468,20 @@ def test_the_last_second_factor_of_a_role_that_needs_one_stays(app: Flask) -> No
         user = db.get(User, viewer.user_id)
         assert user is not None and user.passkey_enabled_at is None
     _log_in(app, viewer, "ok")
+
+
+@pytest.mark.usefixtures("worker")  # the email's send job
+def test_the_user_is_told_of_each_passkey_added_and_removed(app: Flask,
+                                                            stack: LocalStack) -> None:
+    """Email, after commit: a stolen session cannot change the second factors unseen."""
+    member = make_member(make_tenant("Passkey Notice Co"), Role.staff, mfa=False)
+    browser = _log_in(app, member, "mfa_enrollment_required")
+    assert _enrol(browser, Authenticator(), name="laptop").status_code == 201
+    added = wait_for_mail(stack, member.email, "A passkey was added")
+    assert "If this was not you" in str(added.get_body(("plain",)).get_content())
+    spare = make_passkey(member, name="spare")
+    assert browser.delete(f"{CREDENTIALS}/{spare.id}").status_code == 204
+    wait_for_mail(stack, member.email, "A passkey was removed")
 
 
 def test_listing_pages_through_own_passkeys_only(app: Flask) -> None:
