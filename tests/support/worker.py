@@ -9,7 +9,9 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from devstack.process import ServiceProcess
 from portcullis.jobs.queue import QUEUES
@@ -18,6 +20,17 @@ from workers.liveness import is_live
 
 ROOT = Path(__file__).resolve().parents[2]
 ALL_QUEUES = ",".join(QUEUES)
+
+
+def eventually(read: Callable[[], Any], timeout: float = 60.0) -> Any:
+    """``read()``'s first truthy value, polled while a worker does its part."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = read()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError("the worker did not get there in time")
 
 
 def celery_env(extra: dict[str, str] | None = None) -> dict[str, str]:

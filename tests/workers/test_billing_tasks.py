@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -23,6 +21,7 @@ from portcullis.db import system_session
 from portcullis.jobs.queue import producer
 from portcullis.tenants.models import Tenant
 from tests.support.factories import make_bucket, make_file, make_member, make_tenant
+from tests.support.worker import eventually
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -30,15 +29,6 @@ pytestmark = pytest.mark.usefixtures("worker")
 def _send(task: str, *args: str) -> None:
     producer().send_task(task, args=list(args), ignore_result=True)
 
-
-def _eventually(read: Callable[[], Any], timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = read()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError("the worker did not get there in time")
 
 
 def _usage(bucket_id: uuid.UUID, day: date) -> StorageUsage | None:
@@ -58,7 +48,7 @@ def test_the_daily_collection_records_the_day_that_just_ended() -> None:
 
     _send("tasks.billing.collect_usage", today.isoformat())
 
-    row = _eventually(lambda: _usage(bucket, today - timedelta(days=1)))
+    row = eventually(lambda: _usage(bucket, today - timedelta(days=1)))
     assert (row.bytes, row.objects) == (stored.size, 1)
     assert _usage(bucket, today) is None  # today is not over
 
@@ -72,10 +62,10 @@ def test_the_monthly_entry_bills_the_previous_month_once() -> None:
             return list(db.scalars(select(Invoice).where(Invoice.tenant_id == tenant)))
 
     _send("tasks.billing.bill_previous_month", now.isoformat())
-    [invoice] = _eventually(invoices)
+    [invoice] = eventually(invoices)
     assert invoice.period == "2025-02" and invoice.number.startswith("INV-2025-")
     with system_session() as db:
-        assert _eventually(lambda: db.get(BillingRun, "2025-02")) is not None
+        assert eventually(lambda: db.get(BillingRun, "2025-02")) is not None
 
     # Sent again (a later day's catch-up, a duplicate): the period is done, nothing changes.
     _send("tasks.billing.bill_previous_month", now.isoformat())
@@ -104,7 +94,7 @@ def test_the_overdue_check_marks_and_suspends() -> None:
             row = db.get(Tenant, tenant)
             return row is not None and row.status == "suspended"
 
-    assert _eventually(suspended)
+    assert eventually(suspended)
     with system_session() as db:
         assert db.get(Invoice, invoice.id).status == "overdue"
         assert db.get(Tenant, tenant).suspended_by == "overdue"

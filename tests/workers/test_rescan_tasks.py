@@ -9,11 +9,8 @@ their own tenant's files.
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from flask import Flask
@@ -40,18 +37,10 @@ from tests.support.factories import (
     make_session,
     make_tenant,
 )
+from tests.support.worker import eventually
 
 pytestmark = pytest.mark.usefixtures("worker")
 
-
-def _eventually(read: Callable[[], Any], timeout: float = 90.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = read()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError("the worker did not get there in time")
 
 
 def _admin() -> tuple[LoggedIn, uuid.UUID]:
@@ -120,9 +109,9 @@ def test_beats_entry_queues_a_job_that_rescans_and_quarantines_with_progress() -
 
     producer().send_task("tasks.scan.schedule_rescan", args=[str(tenant)], ignore_result=True)
 
-    [job] = _eventually(lambda: _jobs(tenant))
+    [job] = eventually(lambda: _jobs(tenant), timeout=90.0)
     assert job.tenant_id is None and job.task_name == storage.RESCAN_TASK
-    done = _eventually(lambda: _finished(job.id))
+    done = eventually(lambda: _finished(job.id), timeout=90.0)
     assert done.status == "succeeded", done.error
     assert done.progress == 100
     assert done.result == {"clean": 1, "quarantined": 1, "unscanned": 0, "remaining": 0}
@@ -168,13 +157,13 @@ def test_with_clamd_down_the_job_retries_and_nothing_is_lost(stack: LocalStack) 
                 db.expunge(job)
             return job if job.attempts >= 1 and job.status == "queued" else None
 
-        job = _eventually(waiting, timeout=60)  # tried, met clamd down, back in the queue
+        job = eventually(waiting, timeout=60)  # tried, met clamd down, back in the queue
         assert job.error is None and job.finished_at is None
         assert _file(infected.id) is not None and not _quarantined(infected.id)
     finally:
         clamd.start()
-        _eventually(lambda: _clamd_answers(clamd), timeout=30)
-    done = _eventually(lambda: _finished(job_id), timeout=120)
+        eventually(lambda: _clamd_answers(clamd), timeout=30)
+    done = eventually(lambda: _finished(job_id), timeout=120)
     assert done.status == "succeeded" and done.attempts >= 2, (done.status, done.error)
     assert done.result["quarantined"] == 1
     assert _file(infected.id) is None
